@@ -1,0 +1,40 @@
+# Every go command carries -tags slicelabels: Thanos casts labels.Labels to
+# []labelpb.ZLabel, which only holds with Prometheus' slice labels (DESIGN.md §3.1).
+GO       ?= go
+TAGS     := slicelabels
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
+            -X github.com/prometheus/common/version.Revision=$(REVISION) \
+            -X github.com/prometheus/common/version.Branch=main
+BIN      := bin/monstackd
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all build run test test-unit test-e2e deps vet clean
+
+all: build
+
+build:
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/monstackd
+
+# The quick start: the embedded default config, data under ./data.
+run: build
+	./$(BIN)
+
+# Installs the real peers the end-to-end tests run against (idempotent, cached).
+deps:
+	./scripts/test-deps.sh
+
+vet:
+	$(GO) vet -tags $(TAGS) ./...
+
+test-unit:
+	$(GO) test -tags $(TAGS) -count=1 $$($(GO) list -tags $(TAGS) ./... | grep -v /test/e2e)
+
+test-e2e: build deps
+	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+
+test: vet test-unit test-e2e
+
+clean:
+	rm -rf bin

@@ -1,0 +1,159 @@
+// Command monstackd runs a highly-available Prometheus + Thanos stack in one
+// process. This package holds flags and subcommands only; the components live
+// in pkg/components and their order in pkg/supervisor.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/common/version"
+	"github.com/thanos-io/thanos/pkg/logging"
+	"github.com/thanos-io/thanos/pkg/logutil"
+
+	"github.com/monstackd/monstackd/pkg/config"
+	"github.com/monstackd/monstackd/pkg/supervisor"
+)
+
+const appName = "monstackd"
+
+type flags struct {
+	configFile  string
+	role        string
+	dataDir     string
+	httpAddress string
+	grpcAddress string
+	logLevel    string
+	logFormat   string
+	pprof       bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var f flags
+	app := kingpin.New(filepath.Base(os.Args[0]), "monstackd: a highly-available Prometheus + Thanos stack in one process.").
+		UsageWriter(stdout).ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	app.Flag("config.file", "monstack.yml; empty runs the embedded default (self-scrape, FILESYSTEM bucket under --data.dir).").
+		Default("").StringVar(&f.configFile)
+	app.Flag("role", "standalone, or replica-<name> for one replica of an HA pair (sets the external label replica=\"<name>\").").
+		Default(config.RoleStandalone).StringVar(&f.role)
+	app.Flag("data.dir", "Directory for the TSDB and local state.").Default("./data").StringVar(&f.dataDir)
+	app.Flag("http.address", "Listen address for the HTTP API, UI, health and metrics.").Default(":9090").StringVar(&f.httpAddress)
+	app.Flag("grpc.address", "Listen address for the Thanos StoreAPI + Info gRPC server.").Default(":10901").StringVar(&f.grpcAddress)
+	app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
+	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
+	app.Flag("web.enable-pprof", "Serve /debug/pprof on the HTTP port.").Default("true").BoolVar(&f.pprof)
+
+	runCmd := app.Command("run", "Run the daemon (default).").Default()
+	checkCmd := app.Command("check", "Check resources.")
+	checkConfigCmd := checkCmd.Command("config", "Validate monstack.yml and every file it points to.")
+	versionCmd := app.Command("version", "Print the version.")
+	componentsCmd := app.Command("components", "List the in-process components and which the role and config enable.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", appName, err)
+		return 2
+	}
+	switch cmd {
+	case versionCmd.FullCommand():
+		fmt.Fprintln(stdout, version.Print(appName))
+		return 0
+	case checkConfigCmd.FullCommand():
+		return checkConfig(f, stdout, stderr)
+	case componentsCmd.FullCommand():
+		role, cfg, err := load(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s\n", err)
+			return 1
+		}
+		if err := supervisor.PrintComponents(stdout, role, cfg); err != nil {
+			return 1
+		}
+		return 0
+	case runCmd.FullCommand():
+	}
+
+	logger, err := logging.NewLogger(f.logLevel, f.logFormat, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", appName, err)
+		return 2
+	}
+	role, err := config.ParseRole(f.role)
+	if err != nil {
+		level.Error(logger).Log("msg", "invalid --role", "err", err)
+		return 1
+	}
+	d := supervisor.New(logger, supervisor.Options{
+		ConfigFile:  f.configFile,
+		Runtime:     runtime(f, role),
+		GRPCAddress: f.grpcAddress,
+		EnablePprof: f.pprof,
+		Flags:       flagMap(app),
+	})
+	level.Info(logger).Log("msg", "starting monstackd", "version", version.Info(), "role", role.Name, "config", configName(f.configFile))
+	if err := d.Run(); err != nil {
+		level.Error(logger).Log("msg", "monstackd stopped with an error", "err", err)
+		return 1
+	}
+	level.Info(logger).Log("msg", "monstackd stopped")
+	return 0
+}
+
+func runtime(f flags, role config.Role) config.Runtime {
+	return config.Runtime{Role: role, DataDir: f.dataDir, HTTPAddress: f.httpAddress}
+}
+
+func load(f flags) (config.Role, *config.Config, error) {
+	role, err := config.ParseRole(f.role)
+	if err != nil {
+		return role, nil, fmt.Errorf("flag --role: %w", err)
+	}
+	cfg, err := config.Load(f.configFile)
+	return role, cfg, err
+}
+
+// checkConfig prints one line per problem and exits 1 if there is any.
+func checkConfig(f flags, stdout, stderr io.Writer) int {
+	role, cfg, err := load(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "FAILED: %s\n", err)
+		return 1
+	}
+	errs := cfg.Check(runtime(f, role), logutil.GoKitLogToSlog(log.NewNopLogger()))
+	for _, e := range errs {
+		fmt.Fprintf(stderr, "FAILED: %s\n", e)
+	}
+	if len(errs) > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "SUCCESS: %s and the files it points to are valid\n", configName(f.configFile))
+	return 0
+}
+
+func configName(file string) string {
+	if file == "" {
+		return "<embedded default config>"
+	}
+	return file
+}
+
+func flagMap(app *kingpin.Application) map[string]string {
+	m := map[string]string{}
+	for _, fl := range app.Model().Flags {
+		if fl.Name == "help" {
+			continue
+		}
+		m[fl.Name] = fl.Value.String()
+	}
+	return m
+}

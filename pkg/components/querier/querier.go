@@ -1,0 +1,135 @@
+// Package querier is the Thanos querier of monstackd: a ProxyStore over the
+// in-process stores and the gRPC endpoints (peer), deduplicating on the
+// replica label, served through Thanos' query API and UI.
+package querier
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/opentracing/opentracing-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/model/labels"
+	queryapi "github.com/thanos-io/thanos/pkg/api/query"
+	"github.com/thanos-io/thanos/pkg/component"
+	"github.com/thanos-io/thanos/pkg/dedup"
+	"github.com/thanos-io/thanos/pkg/exemplars"
+	"github.com/thanos-io/thanos/pkg/extprom"
+	extpromhttp "github.com/thanos-io/thanos/pkg/extprom/http"
+	"github.com/thanos-io/thanos/pkg/gate"
+	"github.com/thanos-io/thanos/pkg/logging"
+	"github.com/thanos-io/thanos/pkg/metadata"
+	"github.com/thanos-io/thanos/pkg/query"
+	"github.com/thanos-io/thanos/pkg/rules"
+	"github.com/thanos-io/thanos/pkg/status"
+	"github.com/thanos-io/thanos/pkg/store"
+	"github.com/thanos-io/thanos/pkg/targets"
+	"github.com/thanos-io/thanos/pkg/tenancy"
+	"github.com/thanos-io/thanos/pkg/ui"
+
+	"github.com/monstackd/monstackd/pkg/config"
+)
+
+const (
+	endpointUpdateInterval = 5 * time.Second
+	seriesBatchSize        = 64
+)
+
+// Querier answers PromQL over the deduplicated union of its stores.
+type Querier struct {
+	logger    log.Logger
+	endpoints *query.EndpointSet
+	api       *queryapi.QueryAPI
+	ui        *ui.Query
+	ins       extpromhttp.InstrumentationMiddleware
+}
+
+// New builds the querier. local returns the in-process stores (empty until
+// they are open); peers returns the gRPC endpoints to query besides them.
+// reg must be the querier's own registry: its engines register
+// prometheus_engine_* metrics that collide with the rules engine's.
+func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local func() []store.Client, peers func() []*query.GRPCEndpointSpec) *Querier {
+	timeout := time.Duration(cfg.Timeout)
+	replicaLabels := []string{cfg.ReplicaLabel}
+
+	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, 5*time.Minute, 5*time.Second, timeout)
+	proxy := store.NewProxyStore(logger, reg, func() []store.Client {
+		return append(local(), endpoints.GetStoreClients()...)
+	}, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+
+	queryable := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
+		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
+	remote := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
+	// No x-functions: enabling them rewrites parser.Functions, which the
+	// embedded rules engine shares (DESIGN.md §3.12). No active query
+	// tracker: Prometheus' engine owns the one in the data dir.
+	engines := queryapi.NewQueryFactory(reg, logger, timeout, time.Duration(cfg.LookbackDelta), time.Minute, false, nil, queryapi.PromqlQueryModeLocal, false)
+	lookback := func(int64) time.Duration { return time.Duration(cfg.LookbackDelta) }
+
+	qapi := queryapi.NewQueryAPI(
+		logger,
+		endpoints.GetEndpointStatus,
+		engines,
+		queryapi.PromqlEnginePrometheus,
+		lookback,
+		queryable,
+		remote,
+		rules.NewGRPCClientWithDedup(rules.NewProxy(logger, endpoints.GetRulesClients), replicaLabels),
+		targets.NewGRPCClientWithDedup(targets.NewProxy(logger, endpoints.GetTargetsClients), replicaLabels),
+		metadata.NewGRPCClient(metadata.NewProxy(logger, endpoints.GetMetricMetadataClients)),
+		exemplars.NewGRPCClientWithDedup(exemplars.NewProxy(logger, endpoints.GetExemplarsStores, labels.EmptyLabels()), replicaLabels),
+		status.NewGRPCClient(status.NewProxy(logger, endpoints.GetStatusClients)),
+		false, // auto-downsampling: the bucket tier turns it on.
+		cfg.PartialResponse,
+		true, true, true, true, true,
+		replicaLabels,
+		nil,
+		time.Second,
+		0,
+		0,
+		false,
+		gate.New(extprom.WrapRegistererWithPrefix("thanos_query_concurrent_", reg), cfg.MaxConcurrent, gate.Queries),
+		store.NewSeriesStatsAggregatorFactory(reg, []float64{0.1, 0.25, 0.75, 1.25, 1.75, 2.5, 3, 5, 10}, []float64{100, 1000, 10000, 100000, 1000000}, []float64{10, 100, 1000, 10000, 100000}),
+		reg,
+		tenancy.DefaultTenantHeader,
+		tenancy.DefaultTenant,
+		"",
+		false,
+		tenancy.DefaultTenantLabel,
+		nil,
+	)
+	return &Querier{
+		logger:    logger,
+		endpoints: endpoints,
+		api:       qapi,
+		ui:        ui.NewQueryUI(logger, endpoints, "", "", "", tenancy.DefaultTenantHeader, tenancy.DefaultTenant, false),
+		ins:       extpromhttp.NewTenantInstrumentationMiddleware(tenancy.DefaultTenantHeader, tenancy.DefaultTenant, reg, nil),
+	}
+}
+
+// RegisterAPI registers the Prometheus-compatible query API (query,
+// query_range, series, labels, label values, ...) on r, at its root.
+func (q *Querier) RegisterAPI(r *route.Router) {
+	q.api.Register(r, opentracing.NoopTracer{}, q.logger, q.ins, logging.NewHTTPServerMiddleware(q.logger))
+}
+
+// RegisterUI registers the Thanos query UI on r.
+func (q *Querier) RegisterUI(r *route.Router) { q.ui.Register(r, q.ins) }
+
+// RunEndpointUpdates refreshes the gRPC endpoints (health, labels, time
+// ranges from the Info API) until ctx ends.
+func (q *Querier) RunEndpointUpdates(ctx context.Context) error {
+	t := time.NewTicker(endpointUpdateInterval)
+	defer t.Stop()
+	defer q.endpoints.Close()
+	for {
+		q.endpoints.Update(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,164 @@
+// Package web is monstackd's HTTP server: the query API and UI, Prometheus'
+// own API, health, readiness, reload, metrics and profiles on one port.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const shutdownGracePeriod = 5 * time.Second
+
+// Routes is what the server serves once the components are up.
+type Routes struct {
+	// QueryAPI serves the Prometheus-compatible query API backed by the
+	// deduplicating querier; mounted at /api/v1.
+	QueryAPI http.Handler
+	// PrometheusAPI is Prometheus' own API over the local TSDB; mounted at
+	// /prometheus/api/v1, and at /api/v1 for the paths in PrometheusPaths.
+	PrometheusAPI http.Handler
+	// UI is the Thanos query UI, at /.
+	UI http.Handler
+}
+
+// PrometheusPaths are the /api/v1 paths answered by Prometheus' API rather
+// than the querier: they describe this host's scraping, rules and TSDB.
+var PrometheusPaths = []string{
+	"/targets", "/scrape_pools", "/rules", "/alerts", "/alertmanagers", "/metadata",
+	"/query_exemplars", "/format_query", "/parse_query", "/notifications",
+	"/status/config", "/status/tsdb", "/status/walreplay",
+}
+
+// Options configure the server.
+type Options struct {
+	Address     string
+	EnablePprof bool
+	Gatherer    prometheus.Gatherer
+	// Ready serves /-/ready; IsReady gates the APIs until the first config is loaded.
+	Ready   http.Handler
+	IsReady func() bool
+	// Reload runs a configuration reload for /-/reload.
+	Reload func() error
+}
+
+// Server is the HTTP server.
+type Server struct {
+	logger log.Logger
+	opts   Options
+	lis    net.Listener
+	srv    *http.Server
+	routes atomic.Pointer[Routes]
+}
+
+// Listen binds the address, so that a port in use fails before the long
+// TSDB open, and serves health, readiness and metrics at once.
+func Listen(logger log.Logger, opts Options) (*Server, error) {
+	lis, err := net.Listen("tcp", opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on --http.address %s: %w", opts.Address, err)
+	}
+	s := &Server{logger: logger, opts: opts, lis: lis}
+	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 30 * time.Second}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// SetRoutes installs the API and UI handlers.
+func (s *Server) SetRoutes(r Routes) { s.routes.Store(&r) }
+
+func (s *Server) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "monstackd is Healthy.")
+	})
+	mux.Handle("/-/ready", s.opts.Ready)
+	mux.HandleFunc("/-/reload", s.reload)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	if s.opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.Handle("/prometheus/api/v1/", s.gated(func(r *Routes) http.Handler {
+		return http.StripPrefix("/prometheus/api/v1", r.PrometheusAPI)
+	}))
+	mux.Handle("/api/v1/", s.gated(func(r *Routes) http.Handler {
+		return http.StripPrefix("/api/v1", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if isPrometheusPath(req.URL.Path) {
+				r.PrometheusAPI.ServeHTTP(w, req)
+				return
+			}
+			r.QueryAPI.ServeHTTP(w, req)
+		}))
+	}))
+	mux.Handle("/", s.gated(func(r *Routes) http.Handler { return r.UI }))
+	return mux
+}
+
+func isPrometheusPath(p string) bool {
+	for _, pp := range PrometheusPaths {
+		if p == pp || strings.HasPrefix(p, pp+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// gated answers 503 until the routes are installed and the daemon is ready,
+// in the API's error format so that Grafana and promtool show the reason.
+func (s *Server) gated(h func(*Routes) http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := s.routes.Load()
+		if r == nil || !s.opts.IsReady() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"error","errorType":"unavailable","error":"monstackd is not ready yet (see /-/ready)"}`)
+			return
+		}
+		h(r).ServeHTTP(w, req)
+	})
+}
+
+func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost && req.Method != http.MethodPut {
+		http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := s.opts.Reload(); err != nil {
+		http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+	}
+}
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.srv.Serve(s.lis); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests and waits briefly for running ones.
+func (s *Server) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGracePeriod)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		level.Warn(s.logger).Log("msg", "HTTP shutdown", "err", err)
+		_ = s.srv.Close()
+	}
+}

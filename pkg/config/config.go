@@ -1,0 +1,198 @@
+// Package config holds monstackd's typed configuration (monstack.yml), its
+// defaults and its validation. It also loads the files monstack.yml points to
+// (prometheus.yml with Prometheus' own loader, bucket.yml in Thanos' objstore
+// format) so that `monstackd check config` and the daemon agree on what is valid.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultReplicaLabel is the external label that tells the two replicas of a pair apart.
+const DefaultReplicaLabel = "replica"
+
+// Config is the content of monstack.yml.
+type Config struct {
+	Prometheus PrometheusConfig `yaml:"prometheus"`
+	TSDB       TSDBConfig       `yaml:"tsdb"`
+	Query      QueryConfig      `yaml:"query"`
+	Rules      RulesConfig      `yaml:"rules"`
+	Bucket     BucketConfig     `yaml:"bucket"`
+	Web        WebConfig        `yaml:"web"`
+
+	// file is the path the config was read from ("" for the embedded default);
+	// relative paths inside are resolved against its directory.
+	file string
+}
+
+// PrometheusConfig points to the user's unchanged prometheus.yml.
+type PrometheusConfig struct {
+	// ConfigFile is the path of prometheus.yml. Empty selects the embedded
+	// default, which scrapes monstackd's own /metrics.
+	ConfigFile string `yaml:"config_file"`
+}
+
+// TSDBConfig tunes the local TSDB. Block durations are fixed at 2h because the
+// shipper uploads only uncompacted blocks (DESIGN.md §3.7).
+type TSDBConfig struct {
+	Retention            model.Duration `yaml:"retention"`
+	WALCompression       bool           `yaml:"wal_compression"`
+	OutOfOrderTimeWindow model.Duration `yaml:"out_of_order_time_window"`
+	MaxExemplars         int64          `yaml:"max_exemplars"`
+}
+
+// QueryConfig tunes the querier and the PromQL engines.
+type QueryConfig struct {
+	ReplicaLabel         string         `yaml:"replica_label"`
+	Timeout              model.Duration `yaml:"timeout"`
+	LookbackDelta        model.Duration `yaml:"lookback_delta"`
+	MaxSamples           int            `yaml:"max_samples"`
+	MaxConcurrent        int            `yaml:"max_concurrent"`
+	MaxConcurrentSelects int            `yaml:"max_concurrent_selects"`
+	PartialResponse      bool           `yaml:"partial_response"`
+}
+
+// RulesConfig tunes rule evaluation and alert delivery.
+type RulesConfig struct {
+	OutageTolerance       model.Duration `yaml:"outage_tolerance"`
+	ForGracePeriod        model.Duration `yaml:"for_grace_period"`
+	ResendDelay           model.Duration `yaml:"resend_delay"`
+	NotificationQueueSize int            `yaml:"notification_queue_capacity"`
+}
+
+// BucketConfig points to the object storage in Thanos' objstore format.
+type BucketConfig struct {
+	// ConfigFile is the path of bucket.yml. Empty selects a FILESYSTEM bucket
+	// under <data.dir>/bucket.
+	ConfigFile string `yaml:"config_file"`
+}
+
+// WebConfig tunes the HTTP side.
+type WebConfig struct {
+	ExternalURL string `yaml:"external_url"`
+}
+
+// Default returns the configuration used when no file is given and the base
+// every file is decoded onto.
+func Default() *Config {
+	return &Config{
+		TSDB: TSDBConfig{
+			Retention:      model.Duration(15 * 24 * time.Hour),
+			WALCompression: true,
+			MaxExemplars:   0,
+		},
+		Query: QueryConfig{
+			ReplicaLabel:         DefaultReplicaLabel,
+			Timeout:              model.Duration(2 * time.Minute),
+			LookbackDelta:        model.Duration(5 * time.Minute),
+			MaxSamples:           50_000_000,
+			MaxConcurrent:        20,
+			MaxConcurrentSelects: 4,
+			PartialResponse:      true,
+		},
+		Rules: RulesConfig{
+			OutageTolerance:       model.Duration(time.Hour),
+			ForGracePeriod:        model.Duration(10 * time.Minute),
+			ResendDelay:           model.Duration(time.Minute),
+			NotificationQueueSize: 10000,
+		},
+	}
+}
+
+// File returns the path the config was loaded from, "" for the embedded default.
+func (c *Config) File() string { return c.file }
+
+// Path resolves p against the directory of monstack.yml.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), p)
+}
+
+// Load reads monstack.yml. An empty filename returns the embedded default.
+// Unknown fields and malformed values are errors naming the file and line.
+func Load(filename string) (*Config, error) {
+	if filename == "" {
+		return Default(), nil
+	}
+	b, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filename, err)
+	}
+	cfg.file = filename
+	return cfg, nil
+}
+
+// Parse decodes monstack.yml content onto the defaults and validates it.
+func Parse(b []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// Validate checks the values that decoding cannot. Errors name the field.
+func (c *Config) Validate() error {
+	var errs []error
+	field := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("field %s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	if c.TSDB.Retention < 0 {
+		field("tsdb.retention", "must not be negative")
+	}
+	if c.TSDB.OutOfOrderTimeWindow < 0 {
+		field("tsdb.out_of_order_time_window", "must not be negative")
+	}
+	if c.TSDB.MaxExemplars < 0 {
+		field("tsdb.max_exemplars", "must not be negative")
+	}
+	if !labelNameRE.MatchString(c.Query.ReplicaLabel) {
+		field("query.replica_label", "%q is not a valid label name", c.Query.ReplicaLabel)
+	}
+	if c.Query.Timeout <= 0 {
+		field("query.timeout", "must be positive")
+	}
+	if c.Query.LookbackDelta <= 0 {
+		field("query.lookback_delta", "must be positive")
+	}
+	if c.Query.MaxSamples <= 0 {
+		field("query.max_samples", "must be positive")
+	}
+	if c.Query.MaxConcurrent <= 0 {
+		field("query.max_concurrent", "must be positive")
+	}
+	if c.Query.MaxConcurrentSelects <= 0 {
+		field("query.max_concurrent_selects", "must be positive")
+	}
+	if c.Rules.NotificationQueueSize <= 0 {
+		field("rules.notification_queue_capacity", "must be positive")
+	}
+	if c.Web.ExternalURL != "" && !strings.HasPrefix(c.Web.ExternalURL, "http") {
+		field("web.external_url", "%q must be an http(s) URL", c.Web.ExternalURL)
+	}
+	return errors.Join(errs...)
+}

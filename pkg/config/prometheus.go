@@ -1,0 +1,182 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/client"
+	"gopkg.in/yaml.v3"
+
+	// Registers every service discovery mechanism so that prometheus.yml files
+	// using *_sd_configs load unchanged.
+	_ "github.com/prometheus/prometheus/plugins"
+)
+
+// Runtime is what the daemon needs besides monstack.yml to resolve its files.
+type Runtime struct {
+	Role Role
+	// DataDir holds the TSDB and, by default, the FILESYSTEM bucket.
+	DataDir string
+	// HTTPAddress is where the embedded default prometheus.yml scrapes itself.
+	HTTPAddress string
+}
+
+// defaultPrometheusYAML scrapes monstackd itself; %s is its HTTP address.
+const defaultPrometheusYAML = `global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+scrape_configs:
+  - job_name: monstackd
+    static_configs:
+      - targets: [%q]
+`
+
+// LoadPrometheus loads prometheus.yml with Prometheus' own loader, then applies
+// what the role adds: the replica external label and an alert relabelling that
+// drops it, so Alertmanager deduplicates the alerts of the two replicas.
+func (c *Config) LoadPrometheus(rt Runtime, logger *slog.Logger) (*promconfig.Config, error) {
+	var (
+		pcfg *promconfig.Config
+		err  error
+		file = c.Path(c.Prometheus.ConfigFile)
+	)
+	if file == "" {
+		file = "<embedded prometheus.yml>"
+		pcfg, err = promconfig.Load(fmt.Sprintf(defaultPrometheusYAML, selfTarget(rt.HTTPAddress)), logger)
+	} else {
+		pcfg, err = promconfig.LoadFile(file, false, logger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyRole(pcfg, rt.Role, file); err != nil {
+		return nil, err
+	}
+	return pcfg, nil
+}
+
+func (c *Config) applyRole(pcfg *promconfig.Config, role Role, file string) error {
+	name := c.Query.ReplicaLabel
+	if role.IsReplica() {
+		ext := pcfg.GlobalConfig.ExternalLabels
+		if v := ext.Get(name); v != "" && v != role.Replica {
+			return fmt.Errorf("%s: field global.external_labels.%s: %q conflicts with --role=%s (which sets %s=%q); remove it from the file", file, name, v, role.Name, name, role.Replica)
+		}
+		b := labels.NewBuilder(ext)
+		b.Set(name, role.Replica)
+		pcfg.GlobalConfig.ExternalLabels = b.Labels()
+	}
+	// Applied after the notifier stamps external labels on alerts.
+	pcfg.AlertingConfig.AlertRelabelConfigs = append(pcfg.AlertingConfig.AlertRelabelConfigs, &relabel.Config{
+		Action:               relabel.LabelDrop,
+		Regex:                relabel.MustNewRegexp(regexp.QuoteMeta(name)),
+		Separator:            ";",
+		Replacement:          "$1",
+		NameValidationScheme: model.UTF8Validation,
+	})
+	return nil
+}
+
+// selfTarget turns a listen address such as ":9090" into a scrapeable host:port.
+func selfTarget(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// RuleFiles expands the rule_files globs of prometheus.yml.
+func RuleFiles(pcfg *promconfig.Config) ([]string, error) {
+	var files []string
+	for _, pat := range pcfg.RuleFiles {
+		fs, err := filepath.Glob(pat)
+		if err != nil {
+			return nil, fmt.Errorf("rule_files: bad pattern %q: %w", pat, err)
+		}
+		files = append(files, fs...)
+	}
+	return files, nil
+}
+
+// BucketYAML returns the objstore configuration: bucket.yml's content, or a
+// FILESYSTEM bucket under the data dir.
+func (c *Config) BucketYAML(rt Runtime) (content []byte, file string, err error) {
+	if c.Bucket.ConfigFile == "" {
+		b, err := yaml.Marshal(client.BucketConfig{
+			Type:   objstore.FILESYSTEM,
+			Config: map[string]string{"directory": filepath.Join(rt.DataDir, "bucket")},
+		})
+		return b, "<embedded bucket.yml>", err
+	}
+	file = c.Path(c.Bucket.ConfigFile)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, file, fmt.Errorf("read bucket config: %w", err)
+	}
+	return b, file, nil
+}
+
+// Check validates monstack.yml and every file it points to, returning one
+// error per problem, each naming its file.
+func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
+	var errs []error
+	pcfg, err := c.LoadPrometheus(rt, logger)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		files, err := RuleFiles(pcfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Path(c.Prometheus.ConfigFile), err))
+		}
+		for _, f := range files {
+			if _, ruleErrs := rulefmt.ParseFile(f, false, pcfg.GlobalConfig.MetricNameValidationScheme); len(ruleErrs) > 0 {
+				for _, e := range ruleErrs {
+					errs = append(errs, fmt.Errorf("%s: %w", f, e))
+				}
+			}
+		}
+	}
+	if err := c.checkBucket(rt); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func (c *Config) checkBucket(rt Runtime) error {
+	if c.Bucket.ConfigFile == "" {
+		return nil
+	}
+	content, file, err := c.BucketYAML(rt)
+	if err != nil {
+		return err
+	}
+	var bc client.BucketConfig
+	if err := yaml.Unmarshal(content, &bc); err != nil {
+		return fmt.Errorf("%s: parse: %w", file, err)
+	}
+	if bc.Type == "" {
+		return fmt.Errorf("%s: field type: missing", file)
+	}
+	// Building the client validates the provider's own fields without I/O.
+	bkt, err := client.NewBucket(log.NewNopLogger(), content, "check", nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return errors.Join(bkt.Close())
+}

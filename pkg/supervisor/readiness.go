@@ -1,0 +1,93 @@
+package supervisor
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Readiness aggregates the state of the in-process components. Gates must all
+// be open for the daemon to be ready (TSDB replayed, first config loaded);
+// degraded components (a non-critical one restarting) are reported in the
+// detail without making the daemon unready, because it still ingests and answers.
+type Readiness struct {
+	mtx      sync.RWMutex
+	gates    map[string]string
+	degraded map[string]error
+}
+
+// NewReadiness returns a readiness with the given gates closed.
+func NewReadiness() *Readiness {
+	return &Readiness{gates: map[string]string{}, degraded: map[string]error{}}
+}
+
+// NotReady closes the gate name with the reason shown on /-/ready.
+func (r *Readiness) NotReady(name, reason string) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	r.gates[name] = reason
+}
+
+// Ready opens the gate name.
+func (r *Readiness) Ready(name string) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	delete(r.gates, name)
+}
+
+// SetDegraded records (err != nil) or clears the failure of a non-critical component.
+func (r *Readiness) SetDegraded(name string, err error) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	if err == nil {
+		delete(r.degraded, name)
+		return
+	}
+	r.degraded[name] = err
+}
+
+// IsReady reports whether every gate is open.
+func (r *Readiness) IsReady() bool {
+	r.mtx.RLock()
+	defer r.mtx.RUnlock()
+	return len(r.gates) == 0
+}
+
+// Detail lists closed gates and degraded components, one per line, sorted.
+func (r *Readiness) Detail() []string {
+	r.mtx.RLock()
+	defer r.mtx.RUnlock()
+	var lines []string
+	for name, reason := range r.gates {
+		lines = append(lines, fmt.Sprintf("%s: not ready: %s", name, reason))
+	}
+	for name, err := range r.degraded {
+		lines = append(lines, fmt.Sprintf("%s: degraded: %s", name, firstLine(err.Error())))
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// ServeHTTP serves /-/ready: 200 when ready, 503 otherwise, with the detail.
+func (r *Readiness) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.IsReady() {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "monstackd is Ready.")
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "monstackd is not ready.")
+	}
+	for _, l := range r.Detail() {
+		fmt.Fprintln(w, l)
+	}
+}
