@@ -321,7 +321,7 @@ func (d *Daemon) externalURL(cfg *config.Config, rt config.Runtime) (*url.URL, e
 	if err != nil {
 		return nil, fmt.Errorf("--http.address %q: %w", rt.HTTPAddress, err)
 	}
-	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/"}, nil
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
 }
 
 // reload re-reads monstack.yml and prometheus.yml. Every file is validated
