@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -101,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Flags:       flagMap(app),
 	})
 	level.Info(logger).Log("msg", "starting monstackd", "version", version.Info(), "role", role.Name, "config", configName(f.configFile))
-	if err := d.Run(); err != nil {
+	if err := d.Run(context.Background()); err != nil {
 		level.Error(logger).Log("msg", "monstackd stopped with an error", "err", err)
 		return 1
 	}
@@ -126,7 +127,9 @@ func load(f flags) (config.Role, *config.Config, error) {
 func checkConfig(f flags, stdout, stderr io.Writer) int {
 	role, cfg, err := load(f)
 	if err != nil {
-		fmt.Fprintf(stderr, "FAILED: %s\n", err)
+		for _, e := range split(err) {
+			fmt.Fprintf(stderr, "FAILED: %s\n", e)
+		}
 		return 1
 	}
 	errs := cfg.Check(runtime(f, role), logutil.GoKitLogToSlog(log.NewNopLogger()))
@@ -138,6 +141,14 @@ func checkConfig(f flags, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "SUCCESS: %s and the files it points to are valid\n", configName(f.configFile))
 	return 0
+}
+
+// split returns the errors joined in err, one per problem.
+func split(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func configName(file string) string {

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
 
@@ -46,29 +45,29 @@ type PrometheusConfig struct {
 // TSDBConfig tunes the local TSDB. Block durations are fixed at 2h because the
 // shipper uploads only uncompacted blocks (DESIGN.md §3.7).
 type TSDBConfig struct {
-	Retention            model.Duration `yaml:"retention"`
-	WALCompression       bool           `yaml:"wal_compression"`
-	OutOfOrderTimeWindow model.Duration `yaml:"out_of_order_time_window"`
-	MaxExemplars         int64          `yaml:"max_exemplars"`
+	Retention            Duration `yaml:"retention"`
+	WALCompression       bool     `yaml:"wal_compression"`
+	OutOfOrderTimeWindow Duration `yaml:"out_of_order_time_window"`
+	MaxExemplars         int64    `yaml:"max_exemplars"`
 }
 
 // QueryConfig tunes the querier and the PromQL engines.
 type QueryConfig struct {
-	ReplicaLabel         string         `yaml:"replica_label"`
-	Timeout              model.Duration `yaml:"timeout"`
-	LookbackDelta        model.Duration `yaml:"lookback_delta"`
-	MaxSamples           int            `yaml:"max_samples"`
-	MaxConcurrent        int            `yaml:"max_concurrent"`
-	MaxConcurrentSelects int            `yaml:"max_concurrent_selects"`
-	PartialResponse      bool           `yaml:"partial_response"`
+	ReplicaLabel         string   `yaml:"replica_label"`
+	Timeout              Duration `yaml:"timeout"`
+	LookbackDelta        Duration `yaml:"lookback_delta"`
+	MaxSamples           int      `yaml:"max_samples"`
+	MaxConcurrent        int      `yaml:"max_concurrent"`
+	MaxConcurrentSelects int      `yaml:"max_concurrent_selects"`
+	PartialResponse      bool     `yaml:"partial_response"`
 }
 
 // RulesConfig tunes rule evaluation and alert delivery.
 type RulesConfig struct {
-	OutageTolerance       model.Duration `yaml:"outage_tolerance"`
-	ForGracePeriod        model.Duration `yaml:"for_grace_period"`
-	ResendDelay           model.Duration `yaml:"resend_delay"`
-	NotificationQueueSize int            `yaml:"notification_queue_capacity"`
+	OutageTolerance       Duration `yaml:"outage_tolerance"`
+	ForGracePeriod        Duration `yaml:"for_grace_period"`
+	ResendDelay           Duration `yaml:"resend_delay"`
+	NotificationQueueSize int      `yaml:"notification_queue_capacity"`
 }
 
 // BucketConfig points to the object storage in Thanos' objstore format.
@@ -88,23 +87,23 @@ type WebConfig struct {
 func Default() *Config {
 	return &Config{
 		TSDB: TSDBConfig{
-			Retention:      model.Duration(15 * 24 * time.Hour),
+			Retention:      Duration(15 * 24 * time.Hour),
 			WALCompression: true,
 			MaxExemplars:   0,
 		},
 		Query: QueryConfig{
 			ReplicaLabel:         DefaultReplicaLabel,
-			Timeout:              model.Duration(2 * time.Minute),
-			LookbackDelta:        model.Duration(5 * time.Minute),
+			Timeout:              Duration(2 * time.Minute),
+			LookbackDelta:        Duration(5 * time.Minute),
 			MaxSamples:           50_000_000,
 			MaxConcurrent:        20,
 			MaxConcurrentSelects: 4,
 			PartialResponse:      true,
 		},
 		Rules: RulesConfig{
-			OutageTolerance:       model.Duration(time.Hour),
-			ForGracePeriod:        model.Duration(10 * time.Minute),
-			ResendDelay:           model.Duration(time.Minute),
+			OutageTolerance:       Duration(time.Hour),
+			ForGracePeriod:        Duration(10 * time.Minute),
+			ResendDelay:           Duration(time.Minute),
 			NotificationQueueSize: 10000,
 		},
 	}
@@ -133,7 +132,7 @@ func Load(filename string) (*Config, error) {
 	}
 	cfg, err := Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filename, err)
+		return nil, inFile(filename, err)
 	}
 	cfg.file = filename
 	return cfg, nil
@@ -142,15 +141,34 @@ func Load(filename string) (*Config, error) {
 // Parse decodes monstack.yml content onto the defaults and validates it.
 func Parse(b []byte) (*Config, error) {
 	cfg := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parse: %w", err)
+		return nil, fmt.Errorf("parse: %w", withFields(err, &root))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// inFile prefixes every joined error with the file it came from.
+func inFile(file string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, fmt.Errorf("%s: %w", file, e))
+	}
+	return errors.Join(out...)
 }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)

@@ -111,9 +111,9 @@ func (d *Daemon) Gatherer() prometheus.Gatherer {
 	return prometheus.Gatherers{d.promReg, d.querierReg, d.sidecarReg}
 }
 
-// Run starts every component, blocks until SIGTERM/SIGINT or a critical
-// failure, then stops them in order and closes the TSDB last.
-func (d *Daemon) Run() (err error) {
+// Run starts every component, blocks until SIGTERM/SIGINT, the end of ctx or
+// a critical failure, then stops them in order and closes the TSDB last.
+func (d *Daemon) Run(ctx context.Context) (err error) {
 	rt := d.opts.Runtime
 	slogger := logutil.GoKitLogToSlog(d.logger)
 
@@ -270,6 +270,8 @@ func (d *Daemon) Run() (err error) {
 					return nil
 				case <-hup:
 					_ = d.reload()
+				case <-ctx.Done():
+					return nil
 				case <-cancel:
 					return nil
 				}
