@@ -16,6 +16,7 @@ for pair in node_exporter:prometheus-node-exporter blackbox_exporter:prometheus-
 		need+=("$pkg")
 	fi
 done
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "test-deps: installing ${need[*]}" >&2
 	SUDO=""
@@ -43,5 +44,6 @@ find_bin() {
 	echo "export BLACKBOX_EXPORTER_BIN=$(find_bin prometheus-blackbox-exporter blackbox_exporter)"
 	echo "export ALERTMANAGER_BIN=$(find_bin prometheus-alertmanager alertmanager)"
 	echo "export PROMTOOL_BIN=$(find_bin promtool)"
+	echo "export AMTOOL_BIN=$(find_bin amtool)"
 } > .cache/test-deps.env
 cat .cache/test-deps.env
