@@ -24,6 +24,7 @@ run: build
 # Installs the real peers the end-to-end tests run against (idempotent, cached).
 deps:
 	./scripts/test-deps.sh
+	./scripts/stock-bins.sh thanos
 
 vet:
 	$(GO) vet -tags $(TAGS) ./...
@@ -32,7 +33,7 @@ test-unit:
 	$(GO) test -tags $(TAGS) -count=1 $$($(GO) list -tags $(TAGS) ./... | grep -v /test/e2e)
 
 test-e2e: build deps
-	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos $(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
 test: vet test-unit test-e2e
 
