@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +79,17 @@ func expectNotify(t *testing.T, msgs <-chan string, want string) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("no sd_notify %s", want)
 	}
+}
+
+func postReload(t *testing.T, d *daemon) (int, string) {
+	t.Helper()
+	resp, err := http.Post(d.url("/-/reload"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func TestSingleHost(t *testing.T) {
@@ -274,7 +287,15 @@ func TestSingleHost(t *testing.T) {
 		if !d.alive() {
 			t.Fatal("monstackd exited on a broken config")
 		}
+
+		// /-/reload reports the same failure to its caller, then succeeds once the file is fixed.
+		if code, body := postReload(t, d); code != http.StatusInternalServerError || !strings.Contains(body, promFile) {
+			t.Fatalf("POST /-/reload with a broken file: %d %q, want 500 naming %s", code, body, promFile)
+		}
 		writeFile(t, promFile, prometheusYAML(nodeAddr, amAddr, ""))
+		if code, body := postReload(t, d); code != http.StatusOK {
+			t.Fatalf("POST /-/reload: %d %q, want 200", code, body)
+		}
 	})
 
 	t.Run("SIGTERM, restart, WAL replay loses no sample", func(t *testing.T) {
