@@ -127,7 +127,7 @@ func load(f flags) (config.Role, *config.Config, error) {
 func checkConfig(f flags, stdout, stderr io.Writer) int {
 	role, cfg, err := load(f)
 	if err != nil {
-		for _, e := range split(err) {
+		for _, e := range config.Errors(err) {
 			fmt.Fprintf(stderr, "FAILED: %s\n", e)
 		}
 		return 1
@@ -141,14 +141,6 @@ func checkConfig(f flags, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "SUCCESS: %s and the files it points to are valid\n", configName(f.configFile))
 	return 0
-}
-
-// split returns the errors joined in err, one per problem.
-func split(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 func configName(file string) string {

@@ -158,17 +158,20 @@ func Parse(b []byte) (*Config, error) {
 
 // inFile prefixes every joined error with the file it came from.
 func inFile(file string, err error) error {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
+	errs := Errors(err)
 	out := make([]error, 0, len(errs))
 	for _, e := range errs {
 		out = append(out, fmt.Errorf("%s: %w", file, e))
 	}
 	return errors.Join(out...)
+}
+
+// Errors splits an error made by errors.Join into one error per problem.
+func Errors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -191,23 +194,20 @@ func (c *Config) Validate() error {
 	if !labelNameRE.MatchString(c.Query.ReplicaLabel) {
 		field("query.replica_label", "%q is not a valid label name", c.Query.ReplicaLabel)
 	}
-	if c.Query.Timeout <= 0 {
-		field("query.timeout", "must be positive")
-	}
-	if c.Query.LookbackDelta <= 0 {
-		field("query.lookback_delta", "must be positive")
-	}
-	if c.Query.MaxSamples <= 0 {
-		field("query.max_samples", "must be positive")
-	}
-	if c.Query.MaxConcurrent <= 0 {
-		field("query.max_concurrent", "must be positive")
-	}
-	if c.Query.MaxConcurrentSelects <= 0 {
-		field("query.max_concurrent_selects", "must be positive")
-	}
-	if c.Rules.NotificationQueueSize <= 0 {
-		field("rules.notification_queue_capacity", "must be positive")
+	for _, p := range []struct {
+		name  string
+		value int64
+	}{
+		{"query.timeout", int64(c.Query.Timeout)},
+		{"query.lookback_delta", int64(c.Query.LookbackDelta)},
+		{"query.max_samples", int64(c.Query.MaxSamples)},
+		{"query.max_concurrent", int64(c.Query.MaxConcurrent)},
+		{"query.max_concurrent_selects", int64(c.Query.MaxConcurrentSelects)},
+		{"rules.notification_queue_capacity", int64(c.Rules.NotificationQueueSize)},
+	} {
+		if p.value <= 0 {
+			field(p.name, "must be positive")
+		}
 	}
 	if c.Web.ExternalURL != "" && !strings.HasPrefix(c.Web.ExternalURL, "http") {
 		field("web.external_url", "%q must be an http(s) URL", c.Web.ExternalURL)
