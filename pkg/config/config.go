@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -150,6 +150,11 @@ func Parse(b []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse: %w", withFields(err, &root))
 	}
+	// A second document would otherwise be ignored without a word.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse: line %d: only one YAML document is allowed", extra.Line)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -168,6 +173,9 @@ func inFile(file string, err error) error {
 
 // Errors splits an error made by errors.Join into one error per problem.
 func Errors(err error) []error {
+	if err == nil {
+		return nil
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
 	}
@@ -209,8 +217,10 @@ func (c *Config) Validate() error {
 			field(p.name, "must be positive")
 		}
 	}
-	if c.Web.ExternalURL != "" && !strings.HasPrefix(c.Web.ExternalURL, "http") {
-		field("web.external_url", "%q must be an http(s) URL", c.Web.ExternalURL)
+	if c.Web.ExternalURL != "" {
+		if u, err := url.Parse(c.Web.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			field("web.external_url", "%q must be an absolute http(s) URL", c.Web.ExternalURL)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -146,9 +146,8 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 		}
 		for _, f := range files {
 			if _, ruleErrs := rulefmt.ParseFile(f, false, pcfg.GlobalConfig.MetricNameValidationScheme); len(ruleErrs) > 0 {
-				for _, e := range ruleErrs {
-					errs = append(errs, fmt.Errorf("%s: %w", f, e))
-				}
+				// rulefmt's errors already name the file.
+				errs = append(errs, ruleErrs...)
 			}
 		}
 	}

@@ -17,6 +17,9 @@ type Duration model.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a duration such as 30s or 15d", n.Line)
+	}
 	v, err := model.ParseDuration(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: invalid duration %q: %w", n.Line, n.Value, err)

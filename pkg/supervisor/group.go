@@ -50,6 +50,12 @@ type Group struct {
 
 // NewGroup returns an empty group whose metrics go to reg.
 func NewGroup(logger log.Logger, reg prometheus.Registerer, readiness *Readiness, backoff Backoff) *Group {
+	if backoff.Min <= 0 {
+		backoff.Min = DefaultBackoff.Min
+	}
+	if backoff.Max < backoff.Min {
+		backoff.Max = backoff.Min
+	}
 	f := promauto.With(reg)
 	return &Group{
 		logger:    logger,
@@ -72,8 +78,8 @@ func NewGroup(logger log.Logger, reg prometheus.Registerer, readiness *Readiness
 
 // Add adds a critical actor: when execute returns, the whole group stops.
 func (g *Group) Add(name string, execute func() error, interrupt func(error)) {
-	g.up.WithLabelValues(name).Set(1)
 	g.g.Add(func() error {
+		g.up.WithLabelValues(name).Set(1)
 		err := execute()
 		g.up.WithLabelValues(name).Set(0)
 		if err != nil {
@@ -97,12 +103,19 @@ func (g *Group) AddService(name string, run func(ctx context.Context) error) {
 		for {
 			g.up.WithLabelValues(name).Set(1)
 			g.readiness.SetDegraded(name, nil)
+			started := time.Now()
 			err := g.runOnce(ctx, name, run)
 			if ctx.Err() != nil {
+				g.up.WithLabelValues(name).Set(0)
 				return nil
 			}
 			if err == nil {
 				err = errors.New("returned unexpectedly")
+			}
+			// A run that lasted longer than the longest backoff was healthy:
+			// its failure starts the backoff over.
+			if time.Since(started) > g.backoff.Max {
+				wait = 0
 			}
 			wait = g.backoff.next(wait)
 			g.up.WithLabelValues(name).Set(0)

@@ -18,7 +18,7 @@ type Readiness struct {
 	degraded map[string]error
 }
 
-// NewReadiness returns a readiness with the given gates closed.
+// NewReadiness returns a readiness with no gate closed.
 func NewReadiness() *Readiness {
 	return &Readiness{gates: map[string]string{}, degraded: map[string]error{}}
 }
