@@ -10,7 +10,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
 BIN      := bin/monstackd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-unit test-e2e deps vet clean
+.PHONY: all build run test test-unit test-e2e test-bench deps vet clean bench bench-bins
 
 all: build
 
@@ -35,7 +35,21 @@ test-unit:
 test-e2e: build deps
 	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos $(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
-test: vet test-unit test-e2e
+# The benchmark harness at a tiny scale: proves it works, asserts no figure.
+test-bench: build bench-bins
+	./.cache/bin/benchrun --scale=bench/scales/tiny.yaml --out=$$(mktemp -d)
+
+test: vet test-unit test-e2e test-bench
+
+# Side-by-side benchmark against the stock stack; BENCH_SCALE=quick|default.
+# Writes bench/results/<date>-<scale>.{md,json} and monstackd's profiles.
+BENCH_SCALE ?= default
+bench: build bench-bins
+	./.cache/bin/benchrun --scale=bench/scales/$(BENCH_SCALE).yaml
+
+bench-bins:
+	./scripts/stock-bins.sh thanos prometheus
+	cd bench && $(GO) build -o ../.cache/bin/bench-target ./cmd/target && $(GO) build -o ../.cache/bin/benchrun ./cmd/benchrun
 
 clean:
 	rm -rf bin

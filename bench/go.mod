@@ -7,6 +7,8 @@ tool (
 	github.com/thanos-io/thanos/cmd/thanos
 )
 
+require gopkg.in/yaml.v3 v3.0.1
+
 require (
 	capnproto.org/go/capnp/v3 v3.1.0-alpha.1 // indirect
 	cel.dev/expr v0.25.1 // indirect
@@ -338,7 +340,6 @@ require (
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 	howett.net/plist v1.0.1 // indirect
 	k8s.io/api v0.34.3 // indirect
 	k8s.io/apimachinery v0.34.3 // indirect

@@ -10,7 +10,7 @@ stamp=$(cat bench/go.mod bench/go.sum | sha256sum | cut -c1-16)
 for name in "$@"; do
 	case "$name" in
 	thanos) pkg=github.com/thanos-io/thanos/cmd/thanos tags=netgo,slicelabels ;;
-	prometheus) pkg=github.com/prometheus/prometheus/cmd/prometheus tags=netgo,builtinassets ;;
+	prometheus) pkg=github.com/prometheus/prometheus/cmd/prometheus tags=netgo ;;
 	*) echo "stock-bins: unknown binary $name" >&2; exit 2 ;;
 	esac
 	out=.cache/bin/$name

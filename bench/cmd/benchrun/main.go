@@ -1,0 +1,460 @@
+// Command benchrun runs the same workload against stock Prometheus + Thanos
+// and against monstackd on this machine and writes a report of resident
+// memory, CPU per ingested sample, query latency and time to ready after
+// SIGKILL, each as stock, monstackd and their ratio. `make bench` runs it.
+//
+// Phases, in order (each setup runs side by side the whole time):
+// ingest (warm-up, then CPU windows) → queries (latency, result comparison,
+// profiles) → kill (SIGKILL and restart, time to ready). The bucket tier and
+// the HA pair plug in as further setups and phases.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+type scale struct {
+	Name             string        `yaml:"name" json:"name"`
+	Series           int           `yaml:"series" json:"series"`
+	Targets          int           `yaml:"targets" json:"targets"`
+	ScrapeInterval   time.Duration `yaml:"scrape_interval" json:"scrape_interval"`
+	Warmup           time.Duration `yaml:"warmup" json:"warmup"`
+	Measure          time.Duration `yaml:"measure" json:"measure"`
+	MeasureWindows   int           `yaml:"measure_windows" json:"measure_windows"`
+	RSSSamples       int           `yaml:"rss_samples" json:"rss_samples"`
+	QueryRepetitions int           `yaml:"query_repetitions" json:"query_repetitions"`
+	KillRepetitions  int           `yaml:"kill_repetitions" json:"kill_repetitions"`
+	ProfileSeconds   int           `yaml:"profile_seconds" json:"profile_seconds"`
+}
+
+func loadScale(file string) (scale, error) {
+	var s scale
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return s, err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%s: %w", file, err)
+	}
+	if s.Series <= 0 || s.Targets <= 0 || s.ScrapeInterval <= 0 || s.MeasureWindows <= 0 || s.RSSSamples <= 0 || s.QueryRepetitions <= 0 || s.KillRepetitions <= 0 {
+		return s, fmt.Errorf("%s: series, targets, scrape_interval, measure_windows, rss_samples, query_repetitions and kill_repetitions must be positive", file)
+	}
+	return s, nil
+}
+
+func main() {
+	var (
+		scaleFile   = flag.String("scale", "bench/scales/quick.yaml", "scale file")
+		queriesFile = flag.String("queries", "bench/queries.yaml", "query set")
+		outDir      = flag.String("out", "bench/results", "report directory")
+		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
+		b           bins
+	)
+	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
+	flag.StringVar(&b.prometheus, "prometheus", ".cache/bin/prometheus", "stock Prometheus binary")
+	flag.StringVar(&b.thanos, "thanos", ".cache/bin/thanos", "stock Thanos binary")
+	flag.StringVar(&b.target, "target", ".cache/bin/bench-target", "workload target binary")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+
+	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, b); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
+	sc, err := loadScale(scaleFile)
+	if err != nil {
+		return err
+	}
+	queries, err := loadQueries(queriesFile)
+	if err != nil {
+		return err
+	}
+	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target)}
+	if workDir == "" {
+		if workDir, err = os.MkdirTemp("", "monstackd-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+	r := &report{Date: time.Now().UTC().Format("2006-01-02"), Scale: sc, Machine: readMachine(), Mismatches: []string{}}
+	r.Versions = versions(b)
+
+	// Targets.
+	targetAddrs, err := addrs(sc.Targets)
+	if err != nil {
+		return err
+	}
+	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(workDir, "target.log"),
+		readyURL: "http://" + targetAddrs[0] + "/-/healthy",
+		args:     []string{"--listen=" + strings.Join(targetAddrs, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String()}}
+	if err := target.start(); err != nil {
+		return err
+	}
+	defer target.kill(syscall.SIGTERM, 10*time.Second)
+	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
+		return err
+	}
+
+	promYAML := filepath.Join(workDir, "prometheus.yml")
+	if err := writePrometheusYAML(promYAML, sc, targetAddrs); err != nil {
+		return err
+	}
+	stock, prom, err := stockSetup(b, workDir, promYAML)
+	if err != nil {
+		return err
+	}
+	mon, err := monstackdSetup(b, workDir, promYAML)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range []*setup{mon, stock} {
+			for i := len(s.procs) - 1; i >= 0; i-- {
+				if kerr := s.procs[i].kill(syscall.SIGTERM, 30*time.Second); kerr != nil {
+					log.Print(kerr)
+				}
+			}
+		}
+	}()
+	log.Printf("starting the stock set and monstackd (%d series, %d targets, every %s)", sc.Series, sc.Targets, sc.ScrapeInterval)
+	if err := stock.start(); err != nil {
+		return err
+	}
+	if err := mon.start(); err != nil {
+		return err
+	}
+	t0, err := bothIngesting(stock, mon)
+	if err != nil {
+		return err
+	}
+
+	// Ingest phase.
+	log.Printf("warm-up %s", sc.Warmup)
+	time.Sleep(time.Until(t0.Add(sc.Warmup)))
+	rssStock, rssProm, rssMon, err := sampleRSS(sc, stock, prom, mon)
+	if err != nil {
+		return err
+	}
+	r.Figures = append(r.Figures,
+		newFigure("resident memory after warm-up", "MiB", "stock set", rssStock, rssMon, 0.6),
+		newFigure("resident memory after warm-up", "MiB", "Prometheus alone", rssProm, rssMon, 1.25))
+
+	log.Printf("measuring CPU over %s in %d windows", sc.Measure, sc.MeasureWindows)
+	cpuStock, cpuProm, cpuMon, err := measureCPU(sc, stock, prom, mon)
+	if err != nil {
+		return err
+	}
+	r.Figures = append(r.Figures,
+		newFigure("CPU per million ingested samples", "s", "stock set", cpuStock, cpuMon, 0),
+		newFigure("CPU per million ingested samples", "s", "Prometheus alone", cpuProm, cpuMon, 1.15))
+
+	// Query phase.
+	base := filepath.Join(outDir, r.Date+"-"+sc.Name)
+	profDone := make(chan []string, 1)
+	go func() { profDone <- profile(mon, base, sc.ProfileSeconds) }()
+	lat, err := measureQueries(sc, queries, stock, prom, mon)
+	if err != nil {
+		return err
+	}
+	r.Profiles = <-profDone
+	for _, q := range queries {
+		l := lat[q.Name]
+		r.Figures = append(r.Figures,
+			newFigure("query "+q.Name, "ms", "stock Thanos path", l["stock"], l["monstackd"], 0.35),
+			newFigure("query "+q.Name, "ms", "Prometheus direct", l["prometheus"], l["monstackd"], 1.5))
+	}
+	compareResults(r, sc, queries, stock, mon, t0)
+
+	rssStock, rssProm, rssMon, err = sampleRSS(sc, stock, prom, mon)
+	if err != nil {
+		return err
+	}
+	r.Figures = append(r.Figures,
+		newFigure("resident memory at the end", "MiB", "stock set", rssStock, rssMon, 0.6),
+		newFigure("resident memory at the end", "MiB", "Prometheus alone", rssProm, rssMon, 1.25))
+
+	// Kill phase.
+	log.Printf("SIGKILL and restart, %d times each", sc.KillRepetitions)
+	readyProm, readyMon, err := measureRestart(sc, prom, mon.tsdb)
+	if err != nil {
+		return err
+	}
+	r.Figures = append(r.Figures, newFigure("time to ready after SIGKILL", "s", "Prometheus alone", readyProm, readyMon, 1.1))
+
+	md, err := r.write(outDir, r.Date+"-"+sc.Name)
+	if err != nil {
+		return err
+	}
+	log.Printf("report: %s", md)
+	fmt.Print(r.markdown())
+	if len(r.Mismatches) > 0 {
+		return fmt.Errorf("%d query results differ between the setups", len(r.Mismatches))
+	}
+	return nil
+}
+
+func versions(b bins) []string {
+	var out []string
+	for _, c := range []struct{ name, bin string }{{"monstackd", b.monstackd}, {"prometheus", b.prometheus}, {"thanos", b.thanos}} {
+		o, err := execOutput(c.bin, "--version")
+		if err != nil {
+			o, _ = execOutput(c.bin, "version")
+		}
+		line := strings.SplitN(strings.TrimSpace(o), "\n", 2)[0]
+		out = append(out, line)
+	}
+	return out
+}
+
+// bothIngesting waits until both setups have appended samples and returns
+// the moment both did: data before it exists in one setup only.
+func bothIngesting(setups ...*setup) (time.Time, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, s := range setups {
+			v, err := metricSum(s.metrics, "prometheus_tsdb_head_samples_appended_total")
+			if err != nil || v == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			return time.Now(), nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("setups did not start ingesting within 5m")
+}
+
+const mib = 1 << 20
+
+func sampleRSS(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo []float64, err error) {
+	for i := 0; i < sc.RSSSamples; i++ {
+		if i > 0 {
+			time.Sleep(2 * time.Second)
+		}
+		var sum float64
+		for _, pid := range stock.pids() {
+			v, err := rssBytes(pid)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			sum += v
+		}
+		p, err := rssBytes(prom.pid())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		m, err := rssBytes(mon.tsdb.pid())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		st, pr, mo = append(st, sum/mib), append(pr, p/mib), append(mo, m/mib)
+	}
+	return st, pr, mo, nil
+}
+
+type cpuReading struct{ stock, prom, mon, stockSamples, monSamples float64 }
+
+func readCPU(stock *setup, prom *proc, mon *setup) (cpuReading, error) {
+	var c cpuReading
+	for _, pid := range stock.pids() {
+		v, err := cpuSeconds(pid)
+		if err != nil {
+			return c, err
+		}
+		c.stock += v
+	}
+	var err error
+	if c.prom, err = cpuSeconds(prom.pid()); err != nil {
+		return c, err
+	}
+	if c.mon, err = cpuSeconds(mon.tsdb.pid()); err != nil {
+		return c, err
+	}
+	if c.stockSamples, err = metricSum(stock.metrics, "prometheus_tsdb_head_samples_appended_total"); err != nil {
+		return c, err
+	}
+	c.monSamples, err = metricSum(mon.metrics, "prometheus_tsdb_head_samples_appended_total")
+	return c, err
+}
+
+// measureCPU returns CPU seconds per million ingested samples per window.
+func measureCPU(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo []float64, err error) {
+	window := sc.Measure / time.Duration(sc.MeasureWindows)
+	prev, err := readCPU(stock, prom, mon)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i := 0; i < sc.MeasureWindows; i++ {
+		time.Sleep(window)
+		cur, err := readCPU(stock, prom, mon)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ms, mm := (cur.stockSamples-prev.stockSamples)/1e6, (cur.monSamples-prev.monSamples)/1e6
+		if ms <= 0 || mm <= 0 {
+			return nil, nil, nil, fmt.Errorf("no samples ingested in CPU window %d", i)
+		}
+		st = append(st, (cur.stock-prev.stock)/ms)
+		pr = append(pr, (cur.prom-prev.prom)/ms)
+		mo = append(mo, (cur.mon-prev.mon)/mm)
+		prev = cur
+	}
+	return st, pr, mo, nil
+}
+
+// measureQueries runs every query against the three endpoints, interleaved,
+// and returns latencies in ms by query name and endpoint.
+func measureQueries(sc scale, queries []querySpec, stock *setup, prom *proc, mon *setup) (map[string]map[string][]float64, error) {
+	endpoints := []struct{ name, base string }{
+		{"stock", stock.api},
+		{"monstackd", mon.api},
+		{"prometheus", strings.TrimSuffix(prom.readyURL, "/-/ready")},
+	}
+	out := map[string]map[string][]float64{}
+	log.Printf("queries: %d × %d repetitions × %d endpoints", len(queries), sc.QueryRepetitions, len(endpoints))
+	for rep := 0; rep < sc.QueryRepetitions; rep++ {
+		for _, q := range queries {
+			if out[q.Name] == nil {
+				out[q.Name] = map[string][]float64{}
+			}
+			at := time.Now()
+			for i := range endpoints {
+				// Rotate who goes first so no endpoint always gets a warm cache.
+				e := endpoints[(i+rep)%len(endpoints)]
+				took, _, err := q.run(e.base, at)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s: %w", q.Name, e.name, err)
+				}
+				out[q.Name][e.name] = append(out[q.Name][e.name], float64(took.Microseconds())/1000)
+			}
+		}
+	}
+	return out, nil
+}
+
+// compareResults compares each query's result between the stock set and
+// monstackd at the same evaluation time, where both have the data it reads.
+func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup, t0 time.Time) {
+	for _, q := range queries {
+		at := time.Now()
+		if span := q.span(sc.ScrapeInterval); at.Add(-span).Before(t0) {
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s (reads %s before its evaluation; the setups have %s of common data)", q.Name, span, at.Sub(t0).Truncate(time.Second)))
+			continue
+		}
+		r.Compared++
+		// A scrape tick can fall between the two setups' scrapes of it:
+		// retry at earlier times before calling it a mismatch.
+		var last string
+		for attempt := 0; attempt < 3; attempt++ {
+			t := at.Add(-time.Duration(attempt) * sc.ScrapeInterval / 2)
+			if last = compareAt(q, stock, mon, t); last == "" {
+				break
+			}
+		}
+		if last != "" {
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: %s", q.Name, last))
+		}
+	}
+}
+
+func compareAt(q querySpec, stock, mon *setup, at time.Time) string {
+	var res [2]result
+	for i, s := range []*setup{stock, mon} {
+		_, data, err := q.run(s.api, at)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", s.name, err)
+		}
+		if res[i], err = parseResult(q, data); err != nil {
+			return fmt.Sprintf("%s: %v", s.name, err)
+		}
+	}
+	if len(res[0].series) == 0 && len(res[0].values) == 0 {
+		return "empty result in the stock set"
+	}
+	return diff(res[0], res[1])
+}
+
+// profile saves monstackd's CPU profile over the query phase and a heap profile.
+func profile(mon *setup, base string, seconds int) []string {
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		log.Printf("profile: %v", err)
+		return nil
+	}
+	var saved []string
+	for _, p := range []struct{ path, file string }{
+		{fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), base + "-monstackd-cpu.pprof"},
+		{"/debug/pprof/heap", base + "-monstackd-heap.pprof"},
+	} {
+		if err := download(mon.api+p.path, p.file); err != nil {
+			log.Printf("profile %s: %v", p.path, err)
+			continue
+		}
+		saved = append(saved, filepath.Base(p.file))
+	}
+	return saved
+}
+
+func download(u, file string) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadFrom(resp.Body)
+	return err
+}
+
+// measureRestart SIGKILLs Prometheus and monstackd in turn (never both at
+// once, so neither replays with the other's CPU load) and times the restart
+// until /-/ready answers 200.
+func measureRestart(sc scale, prom, mon *proc) (pr, mo []float64, err error) {
+	for i := 0; i < sc.KillRepetitions; i++ {
+		order := []*proc{prom, mon}
+		if i%2 == 1 {
+			order = []*proc{mon, prom}
+		}
+		for _, p := range order {
+			if err := p.kill(syscall.SIGKILL, 30*time.Second); err != nil {
+				return nil, nil, err
+			}
+			start := time.Now()
+			if err := p.start(); err != nil {
+				return nil, nil, err
+			}
+			took, err := p.waitReady(start, 15*time.Minute)
+			if err != nil {
+				return nil, nil, err
+			}
+			if p == prom {
+				pr = append(pr, took.Seconds())
+			} else {
+				mo = append(mo, took.Seconds())
+			}
+		}
+	}
+	return pr, mo, nil
+}
