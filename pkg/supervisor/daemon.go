@@ -159,11 +159,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	// TSDB.
 	db := tsdb.New(filepath.Join(rt.DataDir, "tsdb"), cfg.TSDB, slogger.With("component", TSDB), d.promReg)
 	d.readiness.NotReady(TSDB, "WAL replay in progress")
-	replayDone := make(chan struct{})
-	go d.reportReplay(db, replayDone)
+	replayDone, reporterDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(reporterDone); d.reportReplay(db, replayDone) }()
 	level.Info(d.logger).Log("msg", "opening TSDB", "dir", db.Dir())
 	err = db.Open()
 	close(replayDone)
+	<-reporterDone // so that no late progress report closes the gate again
 	if err != nil {
 		srv.Shutdown()
 		return err
