@@ -14,6 +14,7 @@ package main
 import (
 	"compress/gzip"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -31,6 +32,8 @@ func main() {
 	churnFraction := flag.Float64("churn-fraction", 0.02, "fraction of pods (and so of series) whose pod label rotates")
 	churnTicks := flag.Int64("churn-ticks", 40, "rotate churning pods' names every this many ticks (0 disables)")
 	resetTicks := flag.Int64("counter-reset-ticks", 240, "period in ticks of the resets of ~5% of bench_http_requests_total series (0 disables)")
+	startTick := flag.Int64("start-tick", 0, "answer scrapes with 503 before this tick, so that scrapers at different offsets start on the same tick")
+	timestamps := flag.Bool("timestamps", false, "stamp every sample with its tick's start time, so that scrapers at different offsets within a tick store identical samples")
 	flag.Parse()
 
 	var addrs []string
@@ -63,7 +66,7 @@ func main() {
 		pt := w.parts[i]
 		log.Printf("listener %d on %s: %d gauge, %d counter, %d histogram series",
 			i, ln.Addr(), len(pt.gauges), len(pt.counters), len(pt.hists)*histLines)
-		srv := &http.Server{Handler: newHandler(w, i, *interval, time.Now), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: newHandler(w, i, *interval, *timestamps, *startTick, time.Now), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	log.Fatal(<-errc)
@@ -79,14 +82,22 @@ var (
 	}}
 )
 
-func newHandler(w *workload, listener int, interval time.Duration, now func() time.Time) http.Handler {
+func newHandler(w *workload, listener int, interval time.Duration, timestamps bool, startTick int64, now func() time.Time) http.Handler {
 	ivMs := interval.Milliseconds()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(rw http.ResponseWriter, r *http.Request) {
 		k := now().UnixMilli() / ivMs
+		if k < startTick {
+			http.Error(rw, fmt.Sprintf("workload starts at tick %d, this is tick %d", startTick, k), http.StatusServiceUnavailable)
+			return
+		}
+		var ts int64
+		if timestamps {
+			ts = k * ivMs
+		}
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
-		*bp = w.render((*bp)[:0], listener, k)
+		*bp = w.render((*bp)[:0], listener, k, ts)
 
 		h := rw.Header()
 		h.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

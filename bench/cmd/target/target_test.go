@@ -124,7 +124,7 @@ func parseBody(t testing.TB, body []byte) []sample {
 
 func renderT(t testing.TB, w *workload, l int, k int64) []sample {
 	t.Helper()
-	return parseBody(t, w.render(nil, l, k))
+	return parseBody(t, w.render(nil, l, k, 0))
 }
 
 func TestDeterministic(t *testing.T) {
@@ -132,14 +132,14 @@ func TestDeterministic(t *testing.T) {
 	w1, w2 := mustWorkload(t, cfg), mustWorkload(t, cfg)
 	for l := range cfg.listeners {
 		for _, k := range []int64{0, baseTick, baseTick + 39, baseTick + 40} {
-			a := w1.render(nil, l, k)
-			b := w1.render([]byte("garbage"), l, k)[len("garbage"):] // reused buffers must not leak
-			c := w2.render(nil, l, k)                                // a restarted target too
+			a := w1.render(nil, l, k, 0)
+			b := w1.render([]byte("garbage"), l, k, 0)[len("garbage"):] // reused buffers must not leak
+			c := w2.render(nil, l, k, 0)                                // a restarted target too
 			if !bytes.Equal(a, b) || !bytes.Equal(a, c) {
 				t.Fatalf("listener %d tick %d: renders differ", l, k)
 			}
 		}
-		if bytes.Equal(w1.render(nil, l, baseTick), w1.render(nil, l, baseTick+1)) {
+		if bytes.Equal(w1.render(nil, l, baseTick, 0), w1.render(nil, l, baseTick+1, 0)) {
 			t.Fatalf("listener %d: consecutive ticks render the same", l)
 		}
 	}
@@ -390,7 +390,7 @@ func TestHTTP(t *testing.T) {
 	w := mustWorkload(t, defaultCfg(5000, 2))
 	now := time.UnixMilli(1_750_000_012_345)
 	k := now.UnixMilli() / 15000
-	h := newHandler(w, 1, 15*time.Second, func() time.Time { return now })
+	h := newHandler(w, 1, 15*time.Second, false, 0, func() time.Time { return now })
 	for _, gz := range []bool{false, true} {
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		if gz {
@@ -417,7 +417,7 @@ func TestHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, w.render(nil, 1, k)) {
+		if !bytes.Equal(got, w.render(nil, 1, k, 0)) {
 			t.Fatalf("gzip=%v: body differs from render at tick %d", gz, k)
 		}
 	}
@@ -433,7 +433,7 @@ func BenchmarkRender100k(b *testing.B) {
 	var buf []byte
 	k := baseTick
 	for b.Loop() {
-		buf = w.render(buf[:0], 0, k)
+		buf = w.render(buf[:0], 0, k, 0)
 		k++
 	}
 	b.SetBytes(int64(len(buf)))
@@ -450,10 +450,28 @@ func (d discardRW) WriteHeader(int)             {}
 func BenchmarkScrapeGzip100k(b *testing.B) {
 	w := mustWorkload(b, defaultCfg(100000, 1))
 	tick := baseTick
-	h := newHandler(w, 0, time.Millisecond, func() time.Time { tick++; return time.UnixMilli(tick) })
+	h := newHandler(w, 0, time.Millisecond, false, 0, func() time.Time { tick++; return time.UnixMilli(tick) })
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	for b.Loop() {
 		h.ServeHTTP(discardRW{http.Header{}}, req)
+	}
+}
+
+// With -timestamps every sample carries its tick's start time, so scrapers
+// at different offsets within the tick store identical samples.
+func TestTimestampsAreTheTickStart(t *testing.T) {
+	w := mustWorkload(t, defaultCfg(200, 1))
+	body := string(w.render(nil, 0, 7, 7*15000))
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.HasSuffix(line, " 105000") {
+			t.Fatalf("line %q does not end with the tick's timestamp 105000", line)
+		}
+	}
+	if plain := string(w.render(nil, 0, 7, 0)); strings.Contains(plain, " 105000\n") {
+		t.Fatal("ts 0 must write no timestamps")
 	}
 }

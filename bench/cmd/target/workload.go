@@ -309,8 +309,9 @@ func (pt *part) appendPrefix(b []byte, t *tmpl, pod int32, gen int64) []byte {
 }
 
 // render appends listener l's exposition (text format 0.0.4) at tick k.
-// Ticks are assumed non-negative (they come from the Unix clock).
-func (w *workload) render(b []byte, l int, k int64) []byte {
+// Ticks are assumed non-negative (they come from the Unix clock). A ts > 0 is
+// written as every sample's timestamp (ms).
+func (w *workload) render(b []byte, l int, k, ts int64) []byte {
 	pt := w.parts[l]
 	gen := w.generation(k)
 	// Counters of a churning pod start from 0 with each new pod, as a
@@ -323,7 +324,7 @@ func (w *workload) render(b []byte, l int, k int64) []byte {
 			s := &pt.gauges[j]
 			b = pt.appendPrefix(b, &s.t, s.pod, gen)
 			b = strconv.AppendInt(b, gaugeValue(s.h, k, containerScale[j%4]), 10)
-			b = append(b, '\n')
+			b = endLine(b, ts)
 		}
 	}
 
@@ -341,7 +342,7 @@ func (w *workload) render(b []byte, l int, k int64) []byte {
 			a := 1 + s.h%statusMaxRate[j%4]
 			b = pt.appendPrefix(b, &s.t, s.pod, gen)
 			b = strconv.AppendUint(b, counterSince(s.h, a, k, base), 10)
-			b = append(b, '\n')
+			b = endLine(b, ts)
 		}
 	}
 
@@ -363,17 +364,17 @@ func (w *workload) render(b []byte, l int, k int64) []byte {
 				// products are monotone in both the count and the cdf.
 				b = pt.appendPrefix(b, &hs.t[i], hs.pod, gen)
 				b = strconv.AppendUint(b, uint64(fa*pa.cdf[i])+uint64(fb*pb.cdf[i]), 10)
-				b = append(b, '\n')
+				b = endLine(b, ts)
 			}
 			b = pt.appendPrefix(b, &hs.t[11], hs.pod, gen)
 			b = strconv.AppendUint(b, na+nb, 10)
-			b = append(b, '\n')
+			b = endLine(b, ts)
 			b = pt.appendPrefix(b, &hs.t[12], hs.pod, gen)
 			b = strconv.AppendFloat(b, fa*pa.mean+fb*pb.mean, 'g', -1, 64)
-			b = append(b, '\n')
+			b = endLine(b, ts)
 			b = pt.appendPrefix(b, &hs.t[13], hs.pod, gen)
 			b = strconv.AppendUint(b, na+nb, 10)
-			b = append(b, '\n')
+			b = endLine(b, ts)
 		}
 	}
 	return b
@@ -451,4 +452,13 @@ func mix24(x uint32) uint32 {
 	x = (x * 0x85ebcb) & m
 	x ^= x >> 13
 	return x
+}
+
+// endLine ends a sample line, with the explicit timestamp ts when ts > 0.
+func endLine(b []byte, ts int64) []byte {
+	if ts > 0 {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, ts, 10)
+	}
+	return append(b, '\n')
 }
