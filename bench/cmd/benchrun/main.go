@@ -126,13 +126,13 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 		return err
 	}
 
-	// The targets answer from a tick two intervals ahead: both setups are
-	// scraping by then, so both store the same ticks from the first on.
-	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 2
+	// The targets hold their workload until both setups scrape them, then
+	// serve from a tick one interval ahead: both store the same ticks from
+	// the first on.
 	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(workDir, "target.log"),
 		readyURL: "http://" + targetAddrs[0] + "/-/healthy",
 		args: []string{"--listen=" + strings.Join(targetAddrs, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String(),
-			fmt.Sprintf("--start-tick=%d", startTick),
+			"--held",
 			// The two setups scrape at different offsets within a tick
 			// (their label hashes differ); tick timestamps make their
 			// samples identical.
@@ -144,9 +144,15 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
 		return err
 	}
-	if _, err := bothIngesting(stock, mon); err != nil {
+	if err := bothScraping(sc, targetAddrs, stock, mon); err != nil {
 		return err
 	}
+	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 1
+	resp, err := http.Post(fmt.Sprintf("http://%s/-/start?tick=%d", targetAddrs[0], startTick), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
 	// Both have every tick from startTick on; the first is complete one
 	// interval later.
 	t0 := time.UnixMilli((startTick + 1) * sc.ScrapeInterval.Milliseconds())
@@ -229,23 +235,26 @@ func versions(b bins) []string {
 	return out
 }
 
-// bothIngesting waits until both setups have appended samples.
-func bothIngesting(setups ...*setup) (time.Time, error) {
+// bothScraping waits until both setups scrape every target (failing: the
+// workload is held), i.e. until each has an up sample per target.
+func bothScraping(sc scale, targets []string, setups ...*setup) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		ok := true
 		for _, s := range setups {
-			v, err := metricSum(s.metrics, "prometheus_tsdb_head_samples_appended_total")
-			if err != nil || v == 0 {
+			v, err := metricSum(s.metrics, "prometheus_target_scrape_pool_targets")
+			if err != nil || int(v) < len(targets) {
 				ok = false
 			}
 		}
 		if ok {
-			return time.Now(), nil
+			// A full interval more: every target's loop has run once.
+			time.Sleep(sc.ScrapeInterval)
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return time.Time{}, fmt.Errorf("setups did not start ingesting within 5m")
+	return fmt.Errorf("setups did not start scraping within 5m")
 }
 
 const mib = 1 << 20

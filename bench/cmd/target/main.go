@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,7 +34,7 @@ func main() {
 	churnFraction := flag.Float64("churn-fraction", 0.02, "fraction of pods (and so of series) whose pod label rotates")
 	churnTicks := flag.Int64("churn-ticks", 40, "rotate churning pods' names every this many ticks (0 disables)")
 	resetTicks := flag.Int64("counter-reset-ticks", 240, "period in ticks of the resets of ~5% of bench_http_requests_total series (0 disables)")
-	startTick := flag.Int64("start-tick", 0, "answer scrapes with 503 before this tick, so that scrapers at different offsets start on the same tick")
+	held := flag.Bool("held", false, "answer scrapes with 503 until POST /-/start?tick=N, then from tick N on, so that scrapers at different offsets start on the same tick")
 	timestamps := flag.Bool("timestamps", false, "stamp every sample with its tick's start time, so that scrapers at different offsets within a tick store identical samples")
 	flag.Parse()
 
@@ -56,6 +58,11 @@ func main() {
 		log.Fatal(err)
 	}
 
+	// start is the first tick served; shared by the listeners.
+	var start atomic.Int64
+	if *held {
+		start.Store(math.MaxInt64)
+	}
 	errc := make(chan error, len(addrs))
 	for i, addr := range addrs {
 		// Listen before serving so a taken port fails start-up, not later.
@@ -66,7 +73,7 @@ func main() {
 		pt := w.parts[i]
 		log.Printf("listener %d on %s: %d gauge, %d counter, %d histogram series",
 			i, ln.Addr(), len(pt.gauges), len(pt.counters), len(pt.hists)*histLines)
-		srv := &http.Server{Handler: newHandler(w, i, *interval, *timestamps, *startTick, time.Now), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: newHandler(w, i, *interval, *timestamps, &start, time.Now), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	log.Fatal(<-errc)
@@ -82,13 +89,13 @@ var (
 	}}
 )
 
-func newHandler(w *workload, listener int, interval time.Duration, timestamps bool, startTick int64, now func() time.Time) http.Handler {
+func newHandler(w *workload, listener int, interval time.Duration, timestamps bool, start *atomic.Int64, now func() time.Time) http.Handler {
 	ivMs := interval.Milliseconds()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(rw http.ResponseWriter, r *http.Request) {
 		k := now().UnixMilli() / ivMs
-		if k < startTick {
-			http.Error(rw, fmt.Sprintf("workload starts at tick %d, this is tick %d", startTick, k), http.StatusServiceUnavailable)
+		if s := start.Load(); k < s {
+			http.Error(rw, fmt.Sprintf("workload held until tick %d, this is tick %d", s, k), http.StatusServiceUnavailable)
 			return
 		}
 		var ts int64
@@ -114,6 +121,14 @@ func newHandler(w *workload, listener int, interval time.Duration, timestamps bo
 		zw.Reset(rw)
 		zw.Write(*bp)
 		zw.Close()
+	})
+	mux.HandleFunc("POST /-/start", func(rw http.ResponseWriter, r *http.Request) {
+		tick, err := strconv.ParseInt(r.URL.Query().Get("tick"), 10, 64)
+		if err != nil {
+			http.Error(rw, "parameter tick: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		start.Store(tick)
 	})
 	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, r *http.Request) {
 		io.WriteString(rw, "OK\n")

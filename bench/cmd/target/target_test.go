@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -390,7 +391,7 @@ func TestHTTP(t *testing.T) {
 	w := mustWorkload(t, defaultCfg(5000, 2))
 	now := time.UnixMilli(1_750_000_012_345)
 	k := now.UnixMilli() / 15000
-	h := newHandler(w, 1, 15*time.Second, false, 0, func() time.Time { return now })
+	h := newHandler(w, 1, 15*time.Second, false, new(atomic.Int64), func() time.Time { return now })
 	for _, gz := range []bool{false, true} {
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		if gz {
@@ -450,7 +451,7 @@ func (d discardRW) WriteHeader(int)             {}
 func BenchmarkScrapeGzip100k(b *testing.B) {
 	w := mustWorkload(b, defaultCfg(100000, 1))
 	tick := baseTick
-	h := newHandler(w, 0, time.Millisecond, false, 0, func() time.Time { tick++; return time.UnixMilli(tick) })
+	h := newHandler(w, 0, time.Millisecond, false, new(atomic.Int64), func() time.Time { tick++; return time.UnixMilli(tick) })
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	for b.Loop() {
