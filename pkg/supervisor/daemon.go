@@ -211,9 +211,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	sc := sidecar.New(log.With(d.logger, "component", Sidecar), d.sidecarReg, db.DB(), pcfg.GlobalConfig.ExternalLabels, d.opts.GRPCAddress)
-	localStores := []store.Client{querier.NewLocalClient("local TSDB", sc.Store())}
 	q := querier.New(log.With(d.logger, "component", Querier), d.querierReg, cfg.Query,
-		func() []store.Client { return localStores },
+		&querier.Local{DB: db.DB(), ExternalLabels: sc.ExternalLabels},
+		func() []store.Client { return nil },
 		func() []*query.GRPCEndpointSpec { return nil })
 	promAPI := web.NewPrometheusAPI(web.PrometheusAPIOptions{
 		Logger:        slogger.With("component", "api"),

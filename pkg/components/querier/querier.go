@@ -46,22 +46,22 @@ type Querier struct {
 	ins       extpromhttp.InstrumentationMiddleware
 }
 
-// New builds the querier. local returns the in-process stores (empty until
-// they are open); peers returns the gRPC endpoints to query besides them.
-// reg must be the querier's own registry: its engines register
-// prometheus_engine_* metrics that collide with the rules engine's.
-func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local func() []store.Client, peers func() []*query.GRPCEndpointSpec) *Querier {
+// New builds the querier over the local TSDB (read natively), the other
+// in-process stores and the gRPC endpoints peers returns. reg must be the
+// querier's own registry: its engines register prometheus_engine_* metrics
+// that collide with the rules engine's.
+func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local *Local, stores func() []store.Client, peers func() []*query.GRPCEndpointSpec) *Querier {
 	timeout := time.Duration(cfg.Timeout)
 	replicaLabels := []string{cfg.ReplicaLabel}
 
 	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, 5*time.Minute, 5*time.Second, timeout)
-	proxy := store.NewProxyStore(logger, reg, func() []store.Client {
-		return append(local(), endpoints.GetStoreClients()...)
-	}, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+	remoteStores := func() []store.Client { return append(stores(), endpoints.GetStoreClients()...) }
+	proxy := store.NewProxyStore(logger, reg, remoteStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
 
-	queryable := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
+	remote := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
-	remote := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
+	queryable := query.QueryableCreator(withLocal(local, func() bool { return len(remoteStores()) > 0 }, remote))
+	remoteEndpoints := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
 	// No x-functions: enabling them rewrites parser.Functions, which the
 	// embedded rules engine shares (DESIGN.md §3.12). No active query
 	// tracker: Prometheus' engine owns the one in the data dir.
@@ -75,7 +75,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		queryapi.PromqlEnginePrometheus,
 		lookback,
 		queryable,
-		remote,
+		remoteEndpoints,
 		rules.NewGRPCClientWithDedup(rules.NewProxy(logger, endpoints.GetRulesClients), replicaLabels),
 		targets.NewGRPCClientWithDedup(targets.NewProxy(logger, endpoints.GetTargetsClients), replicaLabels),
 		metadata.NewGRPCClient(metadata.NewProxy(logger, endpoints.GetMetricMetadataClients)),

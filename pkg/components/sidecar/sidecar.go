@@ -65,6 +65,15 @@ func New(logger log.Logger, reg prometheus.Registerer, db *tsdb.DB, extLset labe
 // Store is the in-process StoreAPI over the local TSDB.
 func (s *Sidecar) Store() *store.TSDBStore { return s.store }
 
+// ExternalLabels returns the labels the store advertises.
+func (s *Sidecar) ExternalLabels() labels.Labels {
+	ls := s.store.ExtLabelSets()
+	if len(ls) == 0 {
+		return labels.EmptyLabels()
+	}
+	return ls[0]
+}
+
 // SetExternalLabels updates the labels the store advertises (config reload).
 func (s *Sidecar) SetExternalLabels(lset labels.Labels) { s.store.SetExtLset(lset) }
 

@@ -1,0 +1,147 @@
+package querier
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/thanos-io/thanos/pkg/dedup"
+	"github.com/thanos-io/thanos/pkg/store/storepb"
+)
+
+// withLocal wraps Thanos' queryable creator (over the remote and other
+// in-process stores) so that every queryable also reads the local TSDB
+// natively. R is Thanos' unexported stats reporter type, inferred.
+func withLocal[R any](
+	local *Local,
+	hasRemote func() bool,
+	remote func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable,
+) func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable {
+	return func(deduplicate bool, replicaLabels []string, storeDebugMatchers [][]*labels.Matcher, maxResolutionMillis int64, partialResponse, skipChunks bool, shardInfo *storepb.ShardInfo, reporter R) storage.Queryable {
+		return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+			lq, err := local.DB.Querier(mint, maxt)
+			if err != nil {
+				return nil, err
+			}
+			l := newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels)
+			if !hasRemote() {
+				// This host's TSDB holds one replica: nothing to deduplicate.
+				return l, nil
+			}
+			rq, err := remote(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
+			if err != nil {
+				lq.Close()
+				return nil, err
+			}
+			return &hybridQuerier{local: l, remote: rq, dedup: deduplicate}, nil
+		})
+	}
+}
+
+// hybridQuerier answers with the local TSDB and the remote stores together,
+// deduplicating the replicas with Thanos' penalty algorithm.
+type hybridQuerier struct {
+	local, remote storage.Querier
+	dedup         bool
+}
+
+func (h *hybridQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	// Both sorted: replicas of a series must be adjacent for dedup.
+	set := newUnionSet(h.local.Select(ctx, true, hints, ms...), h.remote.Select(ctx, true, hints, ms...))
+	if !h.dedup {
+		return set
+	}
+	fn := ""
+	if hints != nil {
+		fn = hints.Func
+	}
+	return dedup.NewSeriesSet(set, fn, dedup.AlgorithmPenalty)
+}
+
+func (h *hybridQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return mergeStrings(
+		func() ([]string, annotations.Annotations, error) { return h.local.LabelValues(ctx, name, hints, ms...) },
+		func() ([]string, annotations.Annotations, error) {
+			return h.remote.LabelValues(ctx, name, hints, ms...)
+		})
+}
+
+func (h *hybridQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return mergeStrings(
+		func() ([]string, annotations.Annotations, error) { return h.local.LabelNames(ctx, hints, ms...) },
+		func() ([]string, annotations.Annotations, error) { return h.remote.LabelNames(ctx, hints, ms...) })
+}
+
+func (h *hybridQuerier) Close() error {
+	err := h.local.Close()
+	if rerr := h.remote.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func mergeStrings(fs ...func() ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
+	var (
+		out   []string
+		warns annotations.Annotations
+	)
+	for _, f := range fs {
+		vs, w, err := f()
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, vs...)
+		warns.Merge(w)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), warns, nil
+}
+
+// unionSet merges two sorted series sets into one sorted set, keeping both
+// series when their labels are equal: those are replicas for the
+// deduplication that follows, not duplicates to chain. On equal labels the
+// second set goes first, which is the order Thanos' proxy gives the same two
+// stores, so penalty dedup picks the same replica as a stock querier.
+type unionSet struct {
+	a, b     storage.SeriesSet
+	aok, bok bool
+	cur      storage.Series
+	started  bool
+}
+
+func newUnionSet(a, b storage.SeriesSet) *unionSet { return &unionSet{a: a, b: b} }
+
+func (u *unionSet) Next() bool {
+	if !u.started {
+		u.aok, u.bok, u.started = u.a.Next(), u.b.Next(), true
+	}
+	switch {
+	case u.aok && (!u.bok || labels.Compare(u.a.At().Labels(), u.b.At().Labels()) < 0):
+		u.cur = u.a.At()
+		u.aok = u.a.Next()
+	case u.bok:
+		u.cur = u.b.At()
+		u.bok = u.b.Next()
+	default:
+		return false
+	}
+	return true
+}
+
+func (u *unionSet) At() storage.Series { return u.cur }
+
+func (u *unionSet) Err() error {
+	if err := u.a.Err(); err != nil {
+		return err
+	}
+	return u.b.Err()
+}
+
+func (u *unionSet) Warnings() annotations.Annotations {
+	var w annotations.Annotations
+	w.Merge(u.a.Warnings())
+	w.Merge(u.b.Warnings())
+	return w
+}
