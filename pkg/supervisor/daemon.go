@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -241,6 +242,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	// What a reload touches, in order. Scrape and notifier take the new
 	// config before their discovery managers send targets for it.
 	d.reloaders = []reloader{
+		{name: "runtime", reload: d.applyRuntime},
 		{name: "sidecar_external_labels", reload: func(c *promconfig.Config) error {
 			sc.SetExternalLabels(c.GlobalConfig.ExternalLabels)
 			return nil
@@ -389,6 +391,15 @@ func (d *Daemon) apply(pcfg *promconfig.Config) error {
 	d.reloadSuccess.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	level.Info(d.logger).Log("msg", "completed loading of configuration", "duration", time.Since(start))
+	return nil
+}
+
+// applyRuntime applies prometheus.yml's runtime section as Prometheus does:
+// GOGC from the file, else from the environment, else Prometheus' 75.
+func (d *Daemon) applyRuntime(c *promconfig.Config) error {
+	if old := debug.SetGCPercent(c.Runtime.GoGC); old != c.Runtime.GoGC {
+		level.Info(d.logger).Log("msg", "updated GOGC", "old", old, "new", c.Runtime.GoGC)
+	}
 	return nil
 }
 
