@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache/bin
-stamp=$(cat bench/go.mod bench/go.sum | sha256sum | cut -c1-16)
+stamp=$(cat bench/go.mod bench/go.sum scripts/stock-bins.sh | sha256sum | cut -c1-16)
 for name in "$@"; do
 	case "$name" in
-	thanos) pkg=github.com/thanos-io/thanos/cmd/thanos tags=netgo,slicelabels ;;
-	prometheus) pkg=github.com/prometheus/prometheus/cmd/prometheus tags=netgo ;;
+	thanos) pkg=github.com/thanos-io/thanos/cmd/thanos tags=netgo,slicelabels mod=github.com/thanos-io/thanos ;;
+	prometheus) pkg=github.com/prometheus/prometheus/cmd/prometheus tags=netgo mod=github.com/prometheus/prometheus ;;
 	*) echo "stock-bins: unknown binary $name" >&2; exit 2 ;;
 	esac
 	out=.cache/bin/$name
@@ -18,6 +18,13 @@ for name in "$@"; do
 		continue
 	fi
 	echo "stock-bins: building $name (first time takes minutes)" >&2
-	(cd bench && go build -tags "$tags" -o "../$out" "$pkg")
+	# Stamp the module version, as the upstream release builds do.
+	ver=$(cd bench && go list -m -f '{{.Version}}' "$mod")
+	if [ "$name" = prometheus ]; then
+		# Prometheus 3.x.y is tagged v0.3xx.y for Go modules: v0.309.1 is 3.9.1.
+		IFS=. read -r _ minor patch <<<"${ver#v}"
+		ver=v3.$((minor - 300)).$patch
+	fi
+	(cd bench && go build -tags "$tags" -ldflags "-X github.com/prometheus/common/version.Version=${ver#v} -X github.com/prometheus/common/version.Branch=release" -o "../$out" "$pkg")
 	echo "$stamp" > "$out.stamp"
 done

@@ -156,6 +156,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	g.Add(Web, func() error { return <-serveErr }, func(error) { srv.Shutdown() })
+	// Until the group runs, a failed start-up must stop the server itself.
+	grouped := false
+	defer func() {
+		if !grouped {
+			srv.Shutdown()
+		}
+	}()
 
 	// TSDB.
 	db := tsdb.New(filepath.Join(rt.DataDir, "tsdb"), cfg.TSDB, slogger.With("component", TSDB), d.promReg)
@@ -167,7 +174,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	close(replayDone)
 	<-reporterDone // so that no late progress report closes the gate again
 	if err != nil {
-		srv.Shutdown()
 		return err
 	}
 	d.readiness.Ready(TSDB)
@@ -296,6 +302,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Add(Sidecar, sc.Serve, sc.Shutdown)
 
 	level.Info(d.logger).Log("msg", "monstackd is ready", "role", rt.Role.Name, "http", srv.Addr(), "grpc", d.opts.GRPCAddress)
+	grouped = true
 	return g.Run()
 }
 
