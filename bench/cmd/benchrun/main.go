@@ -160,22 +160,21 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	// Ingest phase.
 	log.Printf("warm-up %s", sc.Warmup)
 	time.Sleep(time.Until(t0.Add(sc.Warmup)))
-	rssStock, rssProm, rssMon, err := sampleRSS(sc, stock, prom, mon)
-	if err != nil {
+	rss := func(when string) error {
+		st, pr, mo, err := sampleRSS(sc, stock, prom, mon)
+		r.Figures = append(r.Figures, pair("resident memory "+when, "MiB", st, pr, mo, 0.6, 1.25)...)
 		return err
 	}
-	r.Figures = append(r.Figures,
-		newFigure("resident memory after warm-up", "MiB", "stock set", rssStock, rssMon, 0.6),
-		newFigure("resident memory after warm-up", "MiB", "Prometheus alone", rssProm, rssMon, 1.25))
+	if err := rss("after warm-up"); err != nil {
+		return err
+	}
 
 	log.Printf("measuring CPU over %s in %d windows", sc.Measure, sc.MeasureWindows)
 	cpuStock, cpuProm, cpuMon, err := measureCPU(sc, stock, prom, mon)
 	if err != nil {
 		return err
 	}
-	r.Figures = append(r.Figures,
-		newFigure("CPU per million ingested samples", "s", "stock set", cpuStock, cpuMon, 0),
-		newFigure("CPU per million ingested samples", "s", "Prometheus alone", cpuProm, cpuMon, 1.15))
+	r.Figures = append(r.Figures, pair("CPU per million ingested samples", "s", cpuStock, cpuProm, cpuMon, 0, 1.15)...)
 
 	// Query phase.
 	base := filepath.Join(outDir, r.Date+"-"+sc.Name)
@@ -194,13 +193,9 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	}
 	compareResults(r, sc, queries, stock, mon, t0)
 
-	rssStock, rssProm, rssMon, err = sampleRSS(sc, stock, prom, mon)
-	if err != nil {
+	if err := rss("at the end"); err != nil {
 		return err
 	}
-	r.Figures = append(r.Figures,
-		newFigure("resident memory at the end", "MiB", "stock set", rssStock, rssMon, 0.6),
-		newFigure("resident memory at the end", "MiB", "Prometheus alone", rssProm, rssMon, 1.25))
 
 	// Kill phase.
 	log.Printf("SIGKILL and restart, %d times each", sc.KillRepetitions)

@@ -47,3 +47,12 @@ func newFigure(name, unit, baseline string, stock, mon []float64, target float64
 	}
 	return f
 }
+
+// pair is a figure against the stock set and the same against Prometheus
+// alone; a target of 0 means none.
+func pair(name, unit string, stock, prom, mon []float64, targetStock, targetProm float64) []figure {
+	return []figure{
+		newFigure(name, unit, "stock set", stock, mon, targetStock),
+		newFigure(name, unit, "Prometheus alone", prom, mon, targetProm),
+	}
+}
