@@ -31,6 +31,22 @@ type Component struct {
 	Enabled func(config.Role, *config.Config) bool
 }
 
+// Kind is "critical" or "non-critical".
+func (c Component) Kind() string {
+	if c.Critical {
+		return "critical"
+	}
+	return "non-critical"
+}
+
+// DependsOn lists the dependencies comma-separated, "-" for none.
+func (c Component) DependsOn() string {
+	if len(c.Deps) == 0 {
+		return "-"
+	}
+	return strings.Join(c.Deps, ",")
+}
+
 func always(config.Role, *config.Config) bool { return true }
 
 // Components is the component graph, in start order (dependencies first).
@@ -56,15 +72,7 @@ func PrintComponents(w io.Writer, role config.Role, cfg *config.Config) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "COMPONENT\tENABLED\tKIND\tDEPENDS ON\tDESCRIPTION\n")
 	for _, c := range Components() {
-		kind := "non-critical"
-		if c.Critical {
-			kind = "critical"
-		}
-		deps := strings.Join(c.Deps, ",")
-		if deps == "" {
-			deps = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", c.Name, c.Enabled(role, cfg), kind, deps, c.Help)
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", c.Name, c.Enabled(role, cfg), c.Kind(), c.DependsOn(), c.Help)
 	}
 	return tw.Flush()
 }

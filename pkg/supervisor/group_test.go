@@ -558,15 +558,7 @@ func TestPrintComponents(t *testing.T) {
 					t.Errorf("line %q: too few columns", lines[i+1])
 					continue
 				}
-				kind := "non-critical"
-				if c.Critical {
-					kind = "critical"
-				}
-				deps := strings.Join(c.Deps, ",")
-				if deps == "" {
-					deps = "-"
-				}
-				want := []string{c.Name, fmt.Sprint(c.Enabled(role, cfg)), kind, deps}
+				want := []string{c.Name, fmt.Sprint(c.Enabled(role, cfg)), c.Kind(), c.DependsOn()}
 				if !reflect.DeepEqual(fields[:4], want) {
 					t.Errorf("line %q: columns %q, want %q", lines[i+1], fields[:4], want)
 				}
@@ -640,5 +632,20 @@ func TestBackoffResetsAfterHealthyRun(t *testing.T) {
 	}
 	if gap := attempts[6].Sub(attempts[5]); gap < 20*time.Millisecond {
 		t.Errorf("wait after the next failure %s, want it doubled to at least 20ms", gap)
+	}
+}
+
+func TestComponentKindAndDeps(t *testing.T) {
+	if k := (Component{Critical: true}).Kind(); k != "critical" {
+		t.Errorf("Kind() = %q", k)
+	}
+	if k := (Component{}).Kind(); k != "non-critical" {
+		t.Errorf("Kind() = %q", k)
+	}
+	if d := (Component{}).DependsOn(); d != "-" {
+		t.Errorf("DependsOn() = %q, want -", d)
+	}
+	if d := (Component{Deps: []string{TSDB, Querier}}).DependsOn(); d != "tsdb,querier" {
+		t.Errorf("DependsOn() = %q", d)
 	}
 }
