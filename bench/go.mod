@@ -7,7 +7,10 @@ tool (
 	github.com/thanos-io/thanos/cmd/thanos
 )
 
-require gopkg.in/yaml.v3 v3.0.1
+require (
+	golang.org/x/sys v0.46.0
+	gopkg.in/yaml.v3 v3.0.1
+)
 
 require (
 	capnproto.org/go/capnp/v3 v3.1.0-alpha.1 // indirect
@@ -323,7 +326,6 @@ require (
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.21.0 // indirect
-	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/telemetry v0.0.0-20260508192327-42602be52be6 // indirect
 	golang.org/x/term v0.44.0 // indirect
 	golang.org/x/text v0.38.0 // indirect

@@ -218,8 +218,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	sc := sidecar.New(log.With(d.logger, "component", Sidecar), d.sidecarReg, db.DB(), pcfg.GlobalConfig.ExternalLabels, d.opts.GRPCAddress)
-	q := querier.New(log.With(d.logger, "component", Querier), d.querierReg, cfg.Query,
-		&querier.Local{DB: db.DB(), ExternalLabels: sc.ExternalLabels},
+	local := &querier.Local{DB: db.DB(), ExternalLabels: sc.ExternalLabels}
+	if db.AttachesLabels() {
+		local.Attach = tsdb.AttachLabels
+	}
+	q := querier.New(log.With(d.logger, "component", Querier), d.querierReg, cfg.Query, local,
 		func() []store.Client { return nil },
 		func() []*query.GRPCEndpointSpec { return nil })
 	promAPI := web.NewPrometheusAPI(web.PrometheusAPIOptions{

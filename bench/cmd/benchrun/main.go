@@ -161,8 +161,11 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	log.Printf("warm-up %s", sc.Warmup)
 	time.Sleep(time.Until(t0.Add(sc.Warmup)))
 	rss := func(when string) error {
-		st, pr, mo, err := sampleRSS(sc, stock, prom, mon)
-		r.Figures = append(r.Figures, pair("resident memory "+when, "MiB", st, pr, mo, 0.6, 1.25)...)
+		st, pr, mo, err := sampleMemory(sc, stock, prom, mon)
+		r.Figures = append(r.Figures, pair("resident memory "+when, "MiB", st.rss, pr.rss, mo.rss, 0.6, 1.25)...)
+		// Its parts, to tell heap from the binary's pages; no targets.
+		r.Figures = append(r.Figures, pair("anonymous memory "+when, "MiB", st.anon, pr.anon, mo.anon, 0, 0)...)
+		r.Figures = append(r.Figures, pair("file-backed memory "+when, "MiB", st.file, pr.file, mo.file, 0, 0)...)
 		return err
 	}
 	if err := rss("after warm-up"); err != nil {
@@ -254,28 +257,38 @@ func bothScraping(sc scale, targets []string, setups ...*setup) error {
 
 const mib = 1 << 20
 
-func sampleRSS(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo []float64, err error) {
+// memSamples are repeated readings of one side's resident memory, in MiB.
+type memSamples struct{ rss, anon, file []float64 }
+
+func (s *memSamples) add(m memory) {
+	s.rss, s.anon, s.file = append(s.rss, m.rss/mib), append(s.anon, m.anon/mib), append(s.file, m.file/mib)
+}
+
+// sampleMemory reads the stock set (summed), Prometheus alone and monstackd.
+func sampleMemory(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo memSamples, err error) {
 	for i := 0; i < sc.RSSSamples; i++ {
 		if i > 0 {
 			time.Sleep(2 * time.Second)
 		}
-		var sum float64
+		var sum memory
 		for _, pid := range stock.pids() {
-			v, err := rssBytes(pid)
+			m, err := readMemory(pid)
 			if err != nil {
-				return nil, nil, nil, err
+				return st, pr, mo, err
 			}
-			sum += v
+			sum = sum.add(m)
 		}
-		p, err := rssBytes(prom.pid())
+		p, err := readMemory(prom.pid())
 		if err != nil {
-			return nil, nil, nil, err
+			return st, pr, mo, err
 		}
-		m, err := rssBytes(mon.tsdb.pid())
+		m, err := readMemory(mon.tsdb.pid())
 		if err != nil {
-			return nil, nil, nil, err
+			return st, pr, mo, err
 		}
-		st, pr, mo = append(st, sum/mib), append(pr, p/mib), append(mo, m/mib)
+		st.add(sum)
+		pr.add(p)
+		mo.add(m)
 	}
 	return st, pr, mo, nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // proc is one process of a setup.
@@ -32,6 +34,10 @@ type proc struct {
 func (p *proc) start() error {
 	f, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		return err
+	}
+	if err := dropPageCache(p.bin); err != nil {
+		f.Close()
 		return err
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
@@ -92,20 +98,58 @@ func (p *proc) kill(sig syscall.Signal, timeout time.Duration) error {
 	}
 }
 
-// rssBytes reads VmRSS from /proc.
-func rssBytes(pid int) (float64, error) {
+// dropPageCache evicts the binary's cached pages that no running process
+// maps, so every process starts from its file on disk as after a deploy.
+// Otherwise file-backed RSS depends on history: a binary the linker has
+// just written sits in the page cache in large folios, and each fault maps
+// a whole folio, so the freshly built binary shows tens of MiB more RSS
+// than one that was read from disk.
+func dropPageCache(bin string) error {
+	f, err := os.Open(bin)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("fadvise %s: %w", bin, err)
+	}
+	return nil
+}
+
+// memory is a process' resident memory from /proc/<pid>/status: the total
+// (the figure), and its anonymous (heap, stacks) and file-backed (mostly the
+// binary's pages) parts.
+type memory struct{ rss, anon, file float64 }
+
+func readMemory(pid int) (memory, error) {
+	var m memory
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return m, err
 	}
+	fields := map[string]*float64{"VmRSS:": &m.rss, "RssAnon:": &m.anon, "RssFile:": &m.file}
+	found := 0
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb * 1024, err
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || fields[f[0]] == nil {
+			continue
 		}
+		kb, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return m, fmt.Errorf("parse %s of pid %d: %w", f[0], pid, err)
+		}
+		*fields[f[0]] = kb * 1024
+		found++
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	if found != len(fields) {
+		return m, fmt.Errorf("no VmRSS, RssAnon or RssFile for pid %d", pid)
+	}
+	return m, nil
+}
+
+func (m memory) add(o memory) memory {
+	return memory{rss: m.rss + o.rss, anon: m.anon + o.anon, file: m.file + o.file}
 }
 
 // cpuSeconds reads utime+stime from /proc/<pid>/stat.

@@ -25,7 +25,7 @@ func withLocal[R any](
 			if err != nil {
 				return nil, err
 			}
-			l := newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels)
+			l := newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels, local.Attach)
 			if !hasRemote() {
 				// This host's TSDB holds one replica: nothing to deduplicate.
 				return l, nil

@@ -16,15 +16,39 @@ import (
 	"github.com/thanos-io/thanos/pkg/dedup"
 	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/store"
+
+	mtsdb "github.com/monstackd/monstackd/pkg/components/tsdb"
+	"github.com/monstackd/monstackd/pkg/config"
 )
 
 const step = 15 * time.Second
 
+// readMode is how the native path attaches the external labels: after the
+// read (stock TSDB options) or at the index (monstackd's TSDB options).
+type readMode struct {
+	name   string
+	opts   func() *tsdb.Options
+	attach func(context.Context, labels.Labels) context.Context
+}
+
+var readModes = []readMode{
+	{"after read", tsdb.DefaultOptions, nil},
+	{"at index", func() *tsdb.Options { return mtsdb.Options(config.TSDBConfig{}) }, mtsdb.AttachLabels},
+}
+
+func (m readMode) local(db *tsdb.DB, ext labels.Labels) *Local {
+	return &Local{DB: db, ExternalLabels: func() labels.Labels { return ext }, Attach: m.attach}
+}
+
 // openTSDB writes n scrapes of a few gauges and counters, skipping the
 // scrapes for which skip returns true (a replica that was down).
-func openTSDB(t *testing.T, n int, skip func(i int) bool) *tsdb.DB {
+func openTSDB(t *testing.T, opts *tsdb.Options, n int, skip func(i int) bool) *tsdb.DB {
+	return openTSDBStep(t, opts, n, step, skip)
+}
+
+func openTSDBStep(t *testing.T, opts *tsdb.Options, n int, every time.Duration, skip func(i int) bool) *tsdb.DB {
 	t.Helper()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +58,7 @@ func openTSDB(t *testing.T, n int, skip func(i int) bool) *tsdb.DB {
 		if skip(i) {
 			continue
 		}
-		ts := int64(i) * step.Milliseconds()
+		ts := int64(i) * every.Milliseconds()
 		for s := 0; s < 4; s++ {
 			for _, l := range []labels.Labels{
 				labels.FromStrings("__name__", "m", "job", "x", "pod", fmt.Sprint(s)),
@@ -55,7 +79,7 @@ func openTSDB(t *testing.T, n int, skip func(i int) bool) *tsdb.DB {
 
 type creator = query.QueryableCreator
 
-func thanosCreator(t *testing.T, clients ...store.Client) creator {
+func thanosCreator(t testing.TB, clients ...store.Client) creator {
 	logger := log.NewNopLogger()
 	proxy := store.NewProxyStore(logger, prometheus.NewRegistry(), func() []store.Client { return clients },
 		component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
@@ -133,13 +157,15 @@ func compare(t *testing.T, want, got map[string]string) {
 // does, with and without deduplication.
 func TestNativeLocalMatchesStoreAPIPath(t *testing.T) {
 	ext := labels.FromStrings("cluster", "c1", "replica", "a")
-	db := openTSDB(t, 40, func(int) bool { return false })
 	end := time.Unix(0, 0).Add(39 * step)
-	native := creator(withLocal(&Local{DB: db, ExternalLabels: func() labels.Labels { return ext }}, func() bool { return false }, thanosCreator(t)))
-	for _, dedupOn := range []bool{true, false} {
-		t.Run(fmt.Sprintf("dedup=%t", dedupOn), func(t *testing.T) {
-			compare(t, evalAll(t, thanosCreator(t, tsdbClient(db, ext)), dedupOn, queries, end), evalAll(t, native, dedupOn, queries, end))
-		})
+	for _, m := range readModes {
+		db := openTSDB(t, m.opts(), 40, func(int) bool { return false })
+		native := creator(withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(t)))
+		for _, dedupOn := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/dedup=%t", m.name, dedupOn), func(t *testing.T) {
+				compare(t, evalAll(t, thanosCreator(t, tsdbClient(db, ext)), dedupOn, queries, end), evalAll(t, native, dedupOn, queries, end))
+			})
+		}
 	}
 }
 
@@ -149,19 +175,21 @@ func TestNativeLocalMatchesStoreAPIPath(t *testing.T) {
 func TestNativeLocalWithRemoteReplicaDeduplicates(t *testing.T) {
 	extA := labels.FromStrings("cluster", "c1", "replica", "a")
 	extB := labels.FromStrings("cluster", "c1", "replica", "b")
-	dbA := openTSDB(t, 40, func(i int) bool { return i >= 10 && i < 20 }) // A down for 10 scrapes
-	dbB := openTSDB(t, 40, func(i int) bool { return i >= 25 && i < 30 }) // B down later
+	dbB := openTSDB(t, tsdb.DefaultOptions(), 40, func(i int) bool { return i >= 25 && i < 30 }) // B down later
 	end := time.Unix(0, 0).Add(39 * step)
 	remoteB := tsdbClient(dbB, extB)
-	native := creator(withLocal(&Local{DB: dbA, ExternalLabels: func() labels.Labels { return extA }}, func() bool { return true }, thanosCreator(t, remoteB)))
-	for _, dedupOn := range []bool{true, false} {
-		t.Run(fmt.Sprintf("dedup=%t", dedupOn), func(t *testing.T) {
-			want := evalAll(t, thanosCreator(t, tsdbClient(dbA, extA), remoteB), dedupOn, queries, end)
-			got := evalAll(t, native, dedupOn, queries, end)
-			compare(t, want, got)
-			if dedupOn && want[`sum(m)`] == "" {
-				t.Fatal("empty result")
-			}
-		})
+	for _, m := range readModes {
+		dbA := openTSDB(t, m.opts(), 40, func(i int) bool { return i >= 10 && i < 20 }) // A down for 10 scrapes
+		native := creator(withLocal(m.local(dbA, extA), func() bool { return true }, thanosCreator(t, remoteB)))
+		for _, dedupOn := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/dedup=%t", m.name, dedupOn), func(t *testing.T) {
+				want := evalAll(t, thanosCreator(t, tsdbClient(dbA, extA), remoteB), dedupOn, queries, end)
+				got := evalAll(t, native, dedupOn, queries, end)
+				compare(t, want, got)
+				if dedupOn && want[`sum(m)`] == "" {
+					t.Fatal("empty result")
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -15,6 +16,10 @@ import (
 type Local struct {
 	DB             storage.Queryable
 	ExternalLabels func() labels.Labels
+	// Attach, when set, returns a context under which DB's Select adds the
+	// labels as it reads each series (the TSDB's AttachLabels); otherwise
+	// they are added to each series after the read, a second copy.
+	Attach func(context.Context, labels.Labels) context.Context
 }
 
 // localQuerier reads the TSDB and attaches the external labels. With
@@ -24,16 +29,41 @@ type localQuerier struct {
 	q      storage.Querier
 	ext    labels.Labels // all external labels, for matching
 	attach labels.Labels // external labels added to every series
+	// withAttach is Local.Attach, unset when some series has a label named
+	// like one of attach: overriding it at the index could reorder them.
+	withAttach func(context.Context, labels.Labels) context.Context
+	checkOnce  sync.Once
 }
 
-func newLocalQuerier(q storage.Querier, ext labels.Labels, dedup bool, replicaLabels []string) *localQuerier {
+func newLocalQuerier(q storage.Querier, ext labels.Labels, dedup bool, replicaLabels []string, withAttach func(context.Context, labels.Labels) context.Context) *localQuerier {
 	attach := ext
 	if dedup {
 		b := labels.NewBuilder(ext)
 		b.Del(replicaLabels...)
 		attach = b.Labels()
 	}
-	return &localQuerier{q: q, ext: ext, attach: attach}
+	return &localQuerier{q: q, ext: ext, attach: attach, withAttach: withAttach}
+}
+
+// attachAtIndex reports whether Select can have the TSDB add the labels.
+func (l *localQuerier) attachAtIndex(ctx context.Context) bool {
+	l.checkOnce.Do(func() {
+		if l.withAttach == nil {
+			return
+		}
+		names, _, err := l.q.LabelNames(ctx, nil)
+		if err != nil {
+			l.withAttach = nil
+			return
+		}
+		for _, n := range names {
+			if l.attach.Has(n) {
+				l.withAttach = nil
+				return
+			}
+		}
+	})
+	return l.withAttach != nil
 }
 
 // splitMatchers checks the matchers on external labels against their values
@@ -62,10 +92,13 @@ func (l *localQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 	if len(rest) == 0 {
 		rest = []*labels.Matcher{matchAll}
 	}
-	set := l.q.Select(ctx, sortSeries, hints, rest...)
 	if l.attach.IsEmpty() {
-		return set
+		return l.q.Select(ctx, sortSeries, hints, rest...)
 	}
+	if l.attachAtIndex(ctx) {
+		return l.q.Select(l.withAttach(ctx, l.attach), sortSeries, hints, rest...)
+	}
+	set := l.q.Select(ctx, sortSeries, hints, rest...)
 	return &extSeriesSet{SeriesSet: set, attach: l.attach, b: labels.NewBuilder(labels.EmptyLabels())}
 }
 

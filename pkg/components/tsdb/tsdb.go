@@ -49,6 +49,9 @@ func Options(cfg config.TSDBConfig) *tsdb.Options {
 	}
 	o.EnableExemplarStorage = cfg.MaxExemplars > 0
 	o.MaxExemplars = cfg.MaxExemplars
+	if o.OutOfOrderTimeWindow == 0 {
+		o.BlockQuerierFunc = newBlockQuerier
+	}
 	return o
 }
 
