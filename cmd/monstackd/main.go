@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -32,6 +33,8 @@ type flags struct {
 	logLevel    string
 	logFormat   string
 	pprof       bool
+	memlimit    bool
+	memRatio    float64
 }
 
 func main() {
@@ -53,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.Flag("web.enable-pprof", "Serve /debug/pprof on the HTTP port.").Default("true").BoolVar(&f.pprof)
+	app.Flag("auto-gomemlimit", "Set GOMEMLIMIT from the container's (cgroup) or else the system's memory, as Prometheus does.").
+		Default("true").BoolVar(&f.memlimit)
+	app.Flag("auto-gomemlimit.ratio", "Share of that memory GOMEMLIMIT is set to, in (0, 1].").Default("0.9").FloatVar(&f.memRatio)
 
 	runCmd := app.Command("run", "Run the daemon (default).").Default()
 	checkCmd := app.Command("check", "Check resources.")
@@ -94,6 +100,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log("msg", "invalid --role", "err", err)
 		return 1
 	}
+	if f.memRatio <= 0 || f.memRatio > 1 {
+		level.Error(logger).Log("msg", "invalid --auto-gomemlimit.ratio", "err", fmt.Sprintf("%g is not in (0, 1]", f.memRatio))
+		return 1
+	}
+	if f.memlimit {
+		setMemLimit(log.With(logger, "component", "automemlimit"), f.memRatio)
+	}
 	d := supervisor.New(logger, supervisor.Options{
 		ConfigFile:  f.configFile,
 		Runtime:     runtime(f, role),
@@ -108,6 +121,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	level.Info(logger).Log("msg", "monstackd stopped")
 	return 0
+}
+
+// setMemLimit makes the GC work harder as the heap nears the memory the
+// process may use, instead of letting a query burst run into the OOM killer.
+func setMemLimit(logger log.Logger, ratio float64) {
+	_, err := memlimit.SetGoMemLimitWithOpts(
+		memlimit.WithRatio(ratio),
+		memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
+		memlimit.WithLogger(logutil.GoKitLogToSlog(logger)),
+	)
+	if err != nil {
+		level.Warn(logger).Log("msg", "failed to set GOMEMLIMIT automatically", "err", err)
+	}
 }
 
 func runtime(f flags, role config.Role) config.Runtime {

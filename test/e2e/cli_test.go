@@ -142,6 +142,13 @@ func TestVersionAndComponents(t *testing.T) {
 	}
 }
 
+func TestBadMemLimitRatio(t *testing.T) {
+	code, _, errOut := runBin(t, binPath(t, "MONSTACKD_BIN"), "--auto-gomemlimit.ratio=1.5", "--data.dir="+t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "--auto-gomemlimit.ratio") {
+		t.Errorf("exit %d, want 1 with an error naming --auto-gomemlimit.ratio:\n%s", code, errOut)
+	}
+}
+
 // The unit must pass systemd's own linter with the built binary in place.
 func TestSystemdUnitVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")

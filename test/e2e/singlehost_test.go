@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,6 +120,17 @@ func TestSingleHost(t *testing.T) {
 	sock, notifications := notifySocket(t)
 	d := startDaemon(t, dataDir, []string{"NOTIFY_SOCKET=" + sock}, "--config.file="+monstackFile, "--role=replica-a")
 	expectNotify(t, notifications, "READY=1")
+
+	t.Run("GOMEMLIMIT follows the memory available", func(t *testing.T) {
+		limit, err := d.metric("go_gc_gomemlimit_bytes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No cgroup limit here: 90% of the machine's memory, as Prometheus sets it.
+		if total := memTotal(t); limit <= 0 || limit > total {
+			t.Errorf("GOMEMLIMIT %g, want a limit at most MemTotal %g", limit, total)
+		}
+	})
 
 	t.Run("up through the query API", func(t *testing.T) {
 		eventually(t, 30*time.Second, `up{job="node"} == 1`, func() error {
@@ -327,4 +339,24 @@ func TestSingleHost(t *testing.T) {
 			t.Fatalf("walreplay status: %s, %v", body, err)
 		}
 	})
+}
+
+// memTotal is the machine's memory, or the cgroup's limit when lower.
+func memTotal(t *testing.T) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kb float64
+	if _, err := fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %f kB", &kb); err != nil {
+		t.Fatalf("parse /proc/meminfo: %v", err)
+	}
+	total := kb * 1024
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && v < total {
+			total = v
+		}
+	}
+	return total
 }

@@ -388,10 +388,18 @@ func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup,
 		}
 		r.Compared++
 		// A scrape tick can fall between the two setups' scrapes of it:
-		// retry at earlier times before calling it a mismatch.
+		// retry at earlier times before calling it a mismatch. Label values
+		// and series come from the head's index whatever the time range, so
+		// for them the retry waits instead, for both to ingest the tick.
 		var last string
 		for attempt := 0; attempt < 3; attempt++ {
 			t := at.Add(-time.Duration(attempt) * sc.ScrapeInterval / 2)
+			if q.Type == "label_values" || q.Type == "series" {
+				if attempt > 0 {
+					time.Sleep(sc.ScrapeInterval / 2)
+				}
+				t = time.Now()
+			}
 			if last = compareAt(q, stock, mon, t); last == "" {
 				break
 			}
