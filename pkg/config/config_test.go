@@ -928,3 +928,38 @@ func TestRuleFilesExpandsGlobs(t *testing.T) {
 	_, err = RuleFiles(&promconfig.Config{RuleFiles: []string{"[bad"}})
 	assertContains(t, err, `"[bad"`)
 }
+
+// GOGC: prometheus.yml's runtime.gogc wins, even when it says Prometheus'
+// 75; then the environment; then monstackd's default.
+func TestLoadPrometheusGoGC(t *testing.T) {
+	for _, c := range []struct {
+		name, env, prom string
+		want            int
+	}{
+		{"default", "", "global: {scrape_interval: 15s}\n", DefaultGoGC},
+		{"file", "", "runtime: {gogc: 75}\n", 75},
+		{"file over environment", "120", "runtime: {gogc: 60}\n", 60},
+		// Prometheus reads GOGC from the environment at start-up.
+		{"environment", "120", "global: {scrape_interval: 15s}\n", promconfig.DefaultRuntimeConfig.GoGC},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv("GOGC", c.env)
+			}
+			pcfg, _, err := loadProm(t, "", c.prom, "standalone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pcfg.Runtime.GoGC != c.want {
+				t.Errorf("GOGC %d, want %d", pcfg.Runtime.GoGC, c.want)
+			}
+		})
+	}
+	pcfg, err := Default().LoadPrometheus(Runtime{Role: mustRole(t, "standalone"), HTTPAddress: ":9090"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pcfg.Runtime.GoGC != DefaultGoGC {
+		t.Errorf("embedded default: GOGC %d, want %d", pcfg.Runtime.GoGC, DefaultGoGC)
+	}
+}

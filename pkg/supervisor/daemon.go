@@ -405,7 +405,7 @@ func (d *Daemon) apply(pcfg *promconfig.Config) error {
 }
 
 // applyRuntime applies prometheus.yml's runtime section as Prometheus does:
-// GOGC from the file, else from the environment, else Prometheus' 75.
+// GOGC from the file, else from the environment, else config.DefaultGoGC.
 func (d *Daemon) applyRuntime(c *promconfig.Config) error {
 	if old := debug.SetGCPercent(c.Runtime.GoGC); old != c.Runtime.GoGC {
 		level.Info(d.logger).Log("msg", "updated GOGC", "old", old, "new", c.Runtime.GoGC)
