@@ -89,30 +89,42 @@ func (b labellingBlock) Index() (tsdb.IndexReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &labellingIndex{IndexReader: ir, attach: b.attach}, nil
+	ix := &labellingIndex{IndexReader: ir}
+	b.attach.Range(func(l labels.Label) { ix.attach = append(ix.attach, l) })
+	return ix, nil
 }
 
 // labellingIndex adds the labels to each series it reads. One Select reads
 // through it, series after series, so the buffers are reused.
 type labellingIndex struct {
 	tsdb.IndexReader
-	attach  labels.Labels
+	attach  []labels.Label // sorted by name
 	scratch labels.ScratchBuilder
 	buf     labels.Labels
 }
 
+// Series merges the two sorted label lists, the attached label winning on
+// equal names, so the result needs no sort.
 func (ix *labellingIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
 	if err := ix.IndexReader.Series(ref, &ix.scratch, chks); err != nil {
 		return err
 	}
 	ix.scratch.Overwrite(&ix.buf)
 	builder.Reset()
+	i := 0
 	ix.buf.Range(func(l labels.Label) {
-		if !ix.attach.Has(l.Name) {
+		for ; i < len(ix.attach) && ix.attach[i].Name <= l.Name; i++ {
+			builder.Add(ix.attach[i].Name, ix.attach[i].Value)
+			if ix.attach[i].Name == l.Name {
+				l.Name = "" // overridden
+			}
+		}
+		if l.Name != "" {
 			builder.Add(l.Name, l.Value)
 		}
 	})
-	ix.attach.Range(func(l labels.Label) { builder.Add(l.Name, l.Value) })
-	builder.Sort()
+	for ; i < len(ix.attach); i++ {
+		builder.Add(ix.attach[i].Name, ix.attach[i].Value)
+	}
 	return nil
 }
