@@ -36,9 +36,13 @@ func (p *proc) start() error {
 	if err != nil {
 		return err
 	}
-	if err := dropPageCache(p.bin); err != nil {
-		f.Close()
-		return err
+	// Only the first start is cold: a process restarted after a crash
+	// finds its binary in the page cache, as on a real host.
+	if p.cmd == nil {
+		if err := dropPageCache(p.bin); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f

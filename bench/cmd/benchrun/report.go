@@ -88,7 +88,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Workload: %d active series on %d targets, scraped every %s; warm-up %s, measured %s in %d windows; %d repetitions per query.  \n",
 		r.Scale.Series, r.Scale.Targets, r.Scale.ScrapeInterval, r.Scale.Warmup, r.Scale.Measure, r.Scale.MeasureWindows, r.Scale.QueryRepetitions)
 	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(r.Versions, ", "))
-	fmt.Fprintf(&b, "Stock set: Prometheus + Thanos sidecar + Thanos query (`--query.replica-label=replica`) + query-frontend. Values: median (min–max); ratio = monstackd / baseline median. Resident memory is VmRSS summed over a setup's processes; every binary starts with its page cache dropped, as after a deploy.\n\n")
+	fmt.Fprintf(&b, "Stock set: Prometheus + Thanos sidecar + Thanos query (`--query.replica-label=replica`) + query-frontend. Values: median (min–max); ratio = monstackd / baseline median. Resident memory is VmRSS summed over a setup's processes; every binary first starts with its page cache dropped, as after a deploy (restarts after SIGKILL find it cached, as after a crash).\n\n")
 	b.WriteString("| figure | baseline | unit | baseline value | monstackd | ratio | target | met |\n|---|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Figures {
 		target, met := "", ""
