@@ -1,7 +1,11 @@
-# Every go command carries -tags slicelabels: Thanos casts labels.Labels to
-# []labelpb.ZLabel, which only holds with Prometheus' slice labels (DESIGN.md §3.1).
+# monstackd links Prometheus with its default string labels. Thanos casts
+# labels.Labels to its protobuf labels, which holds only for slice labels
+# (DESIGN.md §3.1), so go.mod replaces Thanos with .cache/thanos, which
+# scripts/thanos-src.sh writes with copying conversions (third_party/_thanos):
+# every go command here needs it first.
 GO       ?= go
-TAGS     := slicelabels
+TAGS     := stringlabels
+FLAGS    := -tags $(TAGS)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
@@ -10,12 +14,15 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
 BIN      := bin/monstackd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-unit test-e2e test-bench deps vet clean bench bench-bins
+.PHONY: all build run test test-unit test-e2e test-bench deps vet clean bench bench-bins thanos-src
 
 all: build
 
-build:
-	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/monstackd
+thanos-src:
+	./scripts/thanos-src.sh
+
+build: thanos-src
+	$(GO) build $(FLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/monstackd
 
 # The quick start: the embedded default config, data under ./data.
 run: build
@@ -26,14 +33,14 @@ deps:
 	./scripts/test-deps.sh
 	./scripts/stock-bins.sh thanos
 
-vet:
-	$(GO) vet -tags $(TAGS) ./...
+vet: thanos-src
+	$(GO) vet $(FLAGS) ./...
 
-test-unit:
-	$(GO) test -tags $(TAGS) -count=1 $$($(GO) list -tags $(TAGS) ./... | grep -v /test/e2e)
+test-unit: thanos-src
+	$(GO) test $(FLAGS) -count=1 $$($(GO) list $(FLAGS) ./... | grep -v /test/e2e)
 
 test-e2e: build deps
-	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos $(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos $(GO) test $(FLAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
 # The benchmark harness at a tiny scale: proves it works, asserts no figure.
 test-bench: build bench-bins

@@ -319,3 +319,8 @@ replace (
 	gopkg.in/alecthomas/kingpin.v2 => github.com/alecthomas/kingpin v1.3.8-0.20210301060133-17f40c25f497
 	zenhack.net/go/util => github.com/zenhack/go-util v0.0.0-20231005031245-66f5419c2aea
 )
+
+// Thanos v0.42.4 with copying label conversions, so that Prometheus keeps its
+// string labels: scripts/thanos-src.sh writes it (make does), and
+// third_party/_thanos/README.md says what differs.
+replace github.com/thanos-io/thanos v0.42.4 => ./.cache/thanos

@@ -128,7 +128,7 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 func TestVersionAndComponents(t *testing.T) {
 	bin := binPath(t, "MONSTACKD_BIN")
 	code, out, _ := runBin(t, bin, "version")
-	if code != 0 || !strings.Contains(out, "monstackd, version") || !strings.Contains(out, "slicelabels") {
+	if code != 0 || !strings.Contains(out, "monstackd, version") || !strings.Contains(out, "stringlabels") {
 		t.Errorf("version: exit %d: %s", code, out)
 	}
 	code, out, _ = runBin(t, bin, "components", "--role=replica-a")

@@ -13,7 +13,7 @@ import (
 
 // The querier gives every local series the external labels. Adding them
 // after the read copies each series' labels a second time and keeps both
-// copies alive for the whole query (with slicelabels, ~300 bytes a series:
+// copies alive for the whole query (a few hundred bytes a series:
 // tens of MiB for a query over 100k series). Added where the TSDB reads a
 // series from its index, they go into the one copy the read makes anyway.
 
@@ -106,10 +106,17 @@ type labellingIndex struct {
 // Series merges the two sorted label lists, the attached label winning on
 // equal names, so the result needs no sort.
 func (ix *labellingIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	ix.scratch.Reset()
 	if err := ix.IndexReader.Series(ref, &ix.scratch, chks); err != nil {
 		return err
 	}
+	// A block adds a series' labels to the builder one by one, the head
+	// assigns its own: Overwrite reuses a buffer for the first, and Labels
+	// returns the second without a copy.
 	ix.scratch.Overwrite(&ix.buf)
+	if ix.buf.IsEmpty() {
+		ix.buf = ix.scratch.Labels()
+	}
 	builder.Reset()
 	i := 0
 	ix.buf.Range(func(l labels.Label) {
