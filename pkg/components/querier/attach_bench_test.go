@@ -8,12 +8,14 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/thanos/pkg/query"
 )
 
-// BenchmarkLocalRangeQuery compares the two ways of attaching the external
-// labels on a range query over 20k head series (B/op is the point).
+// BenchmarkLocalRangeQuery runs range queries over 20k head series through
+// the querier's local path, with the two ways of attaching the external
+// labels, and straight on the TSDB as Prometheus does (the floor).
 func BenchmarkLocalRangeQuery(b *testing.B) {
 	ext := labels.FromStrings("cluster", "c1", "replica", "a")
 	for _, m := range readModes {
@@ -26,7 +28,7 @@ func BenchmarkLocalRangeQuery(b *testing.B) {
 			for s := 0; s < 20000; s++ {
 				l := labels.FromStrings("__name__", "m", "instance", "target-1:9100", "job", "bench", "namespace", "ns-1",
 					"pod", fmt.Sprintf("pod-%d", s), "service", fmt.Sprintf("svc-%d", s%20), "shard", fmt.Sprint(s%10))
-				if _, err := app.Append(0, l, int64(i)*step.Milliseconds(), float64(i)); err != nil {
+				if _, err := app.Append(0, l, int64(i)*step.Milliseconds(), float64(i*s)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -35,20 +37,32 @@ func BenchmarkLocalRangeQuery(b *testing.B) {
 			b.Fatal(err)
 		}
 		engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		qa := withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(b))(true, []string{"replica"}, nil, 0, false, false, nil, query.NoopSeriesStatsReporter)
-		b.Run(m.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				rq, err := engine.NewRangeQuery(context.Background(), qa, nil, `sum by (shard) (m)`, time.Unix(0, 0), time.Unix(0, 0).Add(39*step), step)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res := rq.Exec(context.Background()); res.Err != nil {
-					b.Fatal(res.Err)
-				}
-				rq.Close()
+		qas := []namedQueryable{{m.name, withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(b))(true, []string{"replica"}, nil, 0, false, false, nil, query.NoopSeriesStatsReporter)}}
+		if m.attach != nil {
+			qas = append(qas, namedQueryable{"prometheus direct", db})
+		}
+		for _, qa := range qas {
+			for _, q := range []string{`sum by (shard) (m)`, `sum by (service) (rate(m[5m]))`} {
+				b.Run(qa.name+"/"+q, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						rq, err := engine.NewRangeQuery(context.Background(), qa.qa, nil, q, time.Unix(0, 0), time.Unix(0, 0).Add(39*step), step)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if res := rq.Exec(context.Background()); res.Err != nil {
+							b.Fatal(res.Err)
+						}
+						rq.Close()
+					}
+				})
 			}
-		})
+		}
 		db.Close()
 	}
+}
+
+type namedQueryable struct {
+	name string
+	qa   storage.Queryable
 }
