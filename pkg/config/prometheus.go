@@ -44,12 +44,12 @@ scrape_configs:
 `
 
 // DefaultGoGC is monstackd's GOGC when neither prometheus.yml's runtime.gogc
-// nor the GOGC environment variable sets one; Prometheus' is 75. Thanos needs
-// the slicelabels build, whose live heap is ~15% larger and has a pointer
-// per label name and value to mark: at 75 its heap goal, and so resident
-// memory, runs well above stock Prometheus', most after queries. 50 brings
-// both back to Prometheus' level for a few percent more GC CPU; the README's
-// Performance section has the figures.
+// nor the GOGC environment variable sets one; Prometheus' is 75. At steady
+// state monstackd's heap is Prometheus' size, but its queries hold more: each
+// selected series gets its own copy of its labels with the external labels
+// added, where Prometheus shares the head's. At 75 the heap goal set during
+// queries left resident memory after them ~1.4× Prometheus' (make bench,
+// memory scale); 50 keeps it near 1.2× for a few percent more GC CPU.
 const DefaultGoGC = 50
 
 // LoadPrometheus loads prometheus.yml with Prometheus' own loader, then applies
