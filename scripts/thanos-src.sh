@@ -14,12 +14,14 @@ if [ "$have" != "$want" ]; then
 	echo "thanos-src: go.mod requires thanos $have, but $src/ was made from $want: port its files to $have and update $src/VERSION" >&2
 	exit 1
 fi
-stamp=$( (echo "$want"; find "$src" -type f | sort | xargs cat) | sha256sum | cut -c1-16)
+stamp=$( (echo "$want"; cd "$src" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-16)
 if [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
 	exit 0
 fi
 # Outside this module, whose go.mod points at what is being made here.
-dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "github.com/thanos-io/thanos@$want" |
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dir=$(cd "$tmp" && go mod download -json "github.com/thanos-io/thanos@$want" |
 	sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$dir" ] || { echo "thanos-src: no module directory for thanos $want" >&2; exit 1; }
 rm -rf "$out.tmp"
