@@ -37,7 +37,7 @@ vet: thanos-src
 	$(GO) vet $(FLAGS) ./...
 
 test-unit: thanos-src
-	$(GO) test $(FLAGS) -count=1 $$($(GO) list $(FLAGS) ./... | grep -v /test/e2e)
+	$(GO) test $(FLAGS) -race -count=1 $$($(GO) list $(FLAGS) ./... | grep -v /test/e2e)
 
 test-e2e: build deps
 	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos $(GO) test $(FLAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...

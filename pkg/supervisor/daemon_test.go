@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/monstackd/monstackd/pkg/config"
 )
 
-func gatherValue(t *testing.T, d *Daemon, name string, labels map[string]string) float64 {
+func gatherValue(t *testing.T, d *testDaemon, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := d.Gatherer().Gather()
 	if err != nil {
@@ -60,9 +61,17 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 	t.Fatalf("timed out waiting for %s: %v", what, err)
 }
 
-// A non-critical component that keeps failing is restarted with growing
-// backoff, counted and reported, while scraping goes on.
-func TestDaemonRestartsFailingServiceWhileScraping(t *testing.T) {
+// testDaemon is a daemon run by a test on a config of its own.
+type testDaemon struct {
+	*Daemon
+	dir, httpAddr string
+	done          chan error
+}
+
+// newTestDaemon writes prom as prometheus.yml (%s is replaced with the HTTP
+// address) and returns a daemon on it with a registry of its own.
+func newTestDaemon(t *testing.T, prom string, opts Options) *testDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,15 +79,63 @@ func TestDaemonRestartsFailingServiceWhileScraping(t *testing.T) {
 	}
 	httpAddr := l.Addr().String()
 	l.Close()
-	prom := fmt.Sprintf("global:\n  scrape_interval: 100ms\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: [%q]\n", httpAddr)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(prom), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(strings.ReplaceAll(prom, "%s", httpAddr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfgFile := filepath.Join(dir, "monstack.yml")
 	if err := os.WriteFile(cfgFile, []byte("prometheus:\n  config_file: prometheus.yml\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	opts.ConfigFile = cfgFile
+	opts.Runtime = config.Runtime{Role: config.Role{Name: config.RoleStandalone}, DataDir: filepath.Join(dir, "data"), HTTPAddress: httpAddr}
+	opts.GRPCAddress = "127.0.0.1:0"
+	opts.Registry = prometheus.NewRegistry()
+	return &testDaemon{Daemon: New(log.NewNopLogger(), opts), dir: dir, httpAddr: httpAddr, done: make(chan error, 1)}
+}
 
+// start runs the daemon until the end of the test and waits until it is ready.
+func (d *testDaemon) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { d.done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-d.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	})
+	waitFor(t, 30*time.Second, "ready", func() error {
+		code, body, err := d.get("/-/ready")
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+}
+
+func (d *testDaemon) get(path string) (int, string, error) {
+	resp, err := http.Get("http://" + d.httpAddr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+const selfScrape = "global:\n  scrape_interval: 100ms\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: [%q]\n"
+
+// A non-critical component that keeps failing is restarted with growing
+// backoff, counted and reported, while scraping goes on.
+func TestDaemonRestartsFailingServiceWhileScraping(t *testing.T) {
 	var (
 		mtx      sync.Mutex
 		attempts []time.Time
@@ -93,27 +150,12 @@ func TestDaemonRestartsFailingServiceWhileScraping(t *testing.T) {
 		}
 		return errors.New("bucket unreachable")
 	}}
-	d := New(log.NewNopLogger(), Options{
-		ConfigFile:  cfgFile,
-		Runtime:     config.Runtime{Role: config.Role{Name: config.RoleStandalone}, DataDir: filepath.Join(dir, "data"), HTTPAddress: httpAddr},
-		GRPCAddress: "127.0.0.1:0",
-		Backoff:     Backoff{Min: 20 * time.Millisecond, Max: 320 * time.Millisecond},
-		Services:    []Service{failing},
+	d := newTestDaemon(t, fmt.Sprintf(selfScrape, "%s"), Options{
+		Backoff:  Backoff{Min: 20 * time.Millisecond, Max: 320 * time.Millisecond},
+		Services: []Service{failing},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop within 10s")
-		}
-	})
+	d.start(t)
+	httpAddr := d.httpAddr
 
 	appended := func() float64 {
 		return gatherValue(t, d, "prometheus_tsdb_head_samples_appended_total", map[string]string{"type": "float"})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/go-kit/log"
@@ -22,8 +23,8 @@ type Backoff struct {
 	Min, Max time.Duration
 }
 
-// DefaultBackoff doubles from 1s to 1m.
-var DefaultBackoff = Backoff{Min: time.Second, Max: time.Minute}
+// defaultBackoff doubles from 1s to 1m.
+var defaultBackoff = Backoff{Min: time.Second, Max: time.Minute}
 
 func (b Backoff) next(cur time.Duration) time.Duration {
 	if cur < b.Min {
@@ -42,6 +43,7 @@ type Group struct {
 	logger    log.Logger
 	readiness *Readiness
 	backoff   Backoff
+	names     []string
 
 	up       *prometheus.GaugeVec
 	restarts *prometheus.CounterVec
@@ -51,7 +53,7 @@ type Group struct {
 // NewGroup returns an empty group whose metrics go to reg.
 func NewGroup(logger log.Logger, reg prometheus.Registerer, readiness *Readiness, backoff Backoff) *Group {
 	if backoff.Min <= 0 {
-		backoff.Min = DefaultBackoff.Min
+		backoff.Min = defaultBackoff.Min
 	}
 	if backoff.Max < backoff.Min {
 		backoff.Max = backoff.Min
@@ -78,6 +80,7 @@ func NewGroup(logger log.Logger, reg prometheus.Registerer, readiness *Readiness
 
 // Add adds a critical actor: when execute returns, the whole group stops.
 func (g *Group) Add(name string, execute func() error, interrupt func(error)) {
+	g.names = append(g.names, name)
 	g.g.Add(func() error {
 		g.up.WithLabelValues(name).Set(1)
 		err := execute()
@@ -94,6 +97,7 @@ func (g *Group) Add(name string, execute func() error, interrupt func(error)) {
 // reported in the readiness detail and started again after a backoff, without
 // disturbing the other actors.
 func (g *Group) AddService(name string, run func(ctx context.Context) error) {
+	g.names = append(g.names, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	logger := log.With(g.logger, "component", name)
@@ -145,6 +149,9 @@ func (g *Group) runOnce(ctx context.Context, name string, run func(context.Conte
 	}()
 	return run(ctx)
 }
+
+// Names lists the actors in the order they were added (interrupt order).
+func (g *Group) Names() []string { return slices.Clone(g.names) }
 
 // Run runs all actors until the first critical one returns, then interrupts
 // all of them in the order they were added.

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/monstackd/monstackd/pkg/config"
 )
 
 // waitTimeout bounds every wait on the group; it is far above what any test
@@ -179,8 +176,8 @@ func TestBackoffNext(t *testing.T) {
 	if got := b.next(60 * ms); got != 80*ms {
 		t.Errorf("next(60ms) = %v, want capped at Max", got)
 	}
-	if got := DefaultBackoff.next(DefaultBackoff.Max); got != time.Minute {
-		t.Errorf("DefaultBackoff.next(Max) = %v, want 1m", got)
+	if got := defaultBackoff.next(defaultBackoff.Max); got != time.Minute {
+		t.Errorf("defaultBackoff.next(Max) = %v, want 1m", got)
 	}
 }
 
@@ -445,7 +442,7 @@ func TestCriticalActorErrorStopsGroup(t *testing.T) {
 // Actors are interrupted in the order they were added, and a service is fully
 // stopped before the actors added after it are interrupted.
 func TestInterruptOrder(t *testing.T) {
-	g := NewGroup(log.NewNopLogger(), prometheus.NewRegistry(), NewReadiness(), DefaultBackoff)
+	g := NewGroup(log.NewNopLogger(), prometheus.NewRegistry(), NewReadiness(), defaultBackoff)
 	var (
 		mtx    sync.Mutex
 		events []string
@@ -532,67 +529,6 @@ func TestHealthyServiceNotRestarted(t *testing.T) {
 	assertDetail(t, rd)
 }
 
-func TestPrintComponents(t *testing.T) {
-	cfg := config.Default()
-	for _, roleName := range []string{"standalone", "replica-a"} {
-		t.Run(roleName, func(t *testing.T) {
-			role, err := config.ParseRole(roleName)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := PrintComponents(&buf, role, cfg); err != nil {
-				t.Fatal(err)
-			}
-			lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
-			comps := Components()
-			if len(lines) != len(comps)+1 {
-				t.Fatalf("got %d lines, want a header and %d components:\n%s", len(lines), len(comps), buf.String())
-			}
-			if got := strings.Fields(lines[0]); !reflect.DeepEqual(got, []string{"COMPONENT", "ENABLED", "KIND", "DEPENDS", "ON", "DESCRIPTION"}) {
-				t.Errorf("header = %q", lines[0])
-			}
-			for i, c := range comps {
-				fields := strings.Fields(lines[i+1])
-				if len(fields) < 5 {
-					t.Errorf("line %q: too few columns", lines[i+1])
-					continue
-				}
-				want := []string{c.Name, fmt.Sprint(c.Enabled(role, cfg)), c.Kind(), c.DependsOn()}
-				if !reflect.DeepEqual(fields[:4], want) {
-					t.Errorf("line %q: columns %q, want %q", lines[i+1], fields[:4], want)
-				}
-				if !strings.HasSuffix(lines[i+1], c.Help) {
-					t.Errorf("line %q does not end with the help %q", lines[i+1], c.Help)
-				}
-			}
-		})
-	}
-}
-
-func TestComponentsGraph(t *testing.T) {
-	seen := map[string]bool{}
-	for _, c := range Components() {
-		if seen[c.Name] {
-			t.Errorf("component %s listed twice", c.Name)
-		}
-		for _, d := range c.Deps {
-			if !seen[d] {
-				t.Errorf("component %s depends on %s, which does not start before it", c.Name, d)
-			}
-		}
-		if c.Enabled == nil || c.Help == "" {
-			t.Errorf("component %s has no Enabled func or help", c.Name)
-		}
-		seen[c.Name] = true
-	}
-	for _, name := range []string{TSDB, Scrape, Rules, Sidecar, Querier, Web} {
-		if !seen[name] {
-			t.Errorf("component %s missing from Components()", name)
-		}
-	}
-}
-
 // A failure after a healthy run longer than the longest backoff starts the
 // backoff over instead of waiting the maximum forever after.
 func TestBackoffResetsAfterHealthyRun(t *testing.T) {
@@ -632,20 +568,5 @@ func TestBackoffResetsAfterHealthyRun(t *testing.T) {
 	}
 	if gap := attempts[6].Sub(attempts[5]); gap < 20*time.Millisecond {
 		t.Errorf("wait after the next failure %s, want it doubled to at least 20ms", gap)
-	}
-}
-
-func TestComponentKindAndDeps(t *testing.T) {
-	if k := (Component{Critical: true}).Kind(); k != "critical" {
-		t.Errorf("Kind() = %q", k)
-	}
-	if k := (Component{}).Kind(); k != "non-critical" {
-		t.Errorf("Kind() = %q", k)
-	}
-	if d := (Component{}).DependsOn(); d != "-" {
-		t.Errorf("DependsOn() = %q, want -", d)
-	}
-	if d := (Component{Deps: []string{TSDB, Querier}}).DependsOn(); d != "tsdb,querier" {
-		t.Errorf("DependsOn() = %q", d)
 	}
 }

@@ -135,7 +135,7 @@ func TestVersionAndComponents(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("components: exit %d", code)
 	}
-	for _, c := range []string{"tsdb", "scrape", "rules", "sidecar", "querier", "web"} {
+	for _, c := range []string{"http-server", "grpc-server", "tsdb", "scrape-discovery", "scrape", "notifier", "rules", "sidecar", "querier", "web", "signals"} {
 		if !strings.Contains(out, "\n"+c+" ") {
 			t.Errorf("components output lacks %s:\n%s", c, out)
 		}

@@ -4,14 +4,17 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/discovery"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
@@ -20,79 +23,161 @@ import (
 	"github.com/monstackd/monstackd/pkg/config"
 )
 
-// Rules owns the rule manager, the notifier and the Alertmanager discovery.
+// Options configure rule evaluation.
+type Options struct {
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Config      config.RulesConfig
+	Storage     storage.Storage
+	QueryFunc   rules.QueryFunc
+	Notifier    *notifier.Manager
+	ExternalURL *url.URL
+}
+
+// Rules evaluates rules as a restartable service: each Run starts a fresh
+// rule manager with the last applied rule files, so a restart after a panic
+// really starts over (a stopped manager cannot run again).
 type Rules struct {
-	manager     *rules.Manager
-	notifier    *notifier.Manager
-	discovery   *discovery.Manager
-	cancelSD    context.CancelFunc
-	externalURL *url.URL
+	opts    Options
+	metrics *rules.Metrics
+	// panics carries a panic recovered in a rule evaluation or notification
+	// to Run, which then fails and is restarted by the supervisor.
+	panics chan error
+
+	mtx     sync.Mutex
+	manager *rules.Manager
+	used    bool    // manager has run; the next Run needs a new one
+	applied *update // last applied rules config, replayed on a new manager
 }
 
-// New builds the rule manager evaluating with engine over st.
-func New(logger *slog.Logger, reg prometheus.Registerer, sdMetrics map[string]discovery.DiscovererMetrics, cfg config.RulesConfig, engine *promql.Engine, st storage.Storage, externalURL *url.URL) (*Rules, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	d := discovery.NewManager(ctx, logger.With("component", "discovery manager notify"), reg, sdMetrics, discovery.Name("notify"))
-	if d == nil {
-		cancel()
-		return nil, fmt.Errorf("create notify discovery manager")
-	}
-	n := notifier.NewManager(&notifier.Options{
-		QueueCapacity: cfg.NotificationQueueSize,
-		Registerer:    reg,
-	}, promconfig.DefaultGlobalConfig.MetricNameValidationScheme, logger.With("component", "notifier"))
-	m := rules.NewManager(&rules.ManagerOptions{
-		Appendable:      st,
-		Queryable:       st,
-		QueryFunc:       rules.EngineQueryFunc(engine, st),
-		NotifyFunc:      rules.SendAlerts(n, externalURL.String()),
+type update struct {
+	interval time.Duration
+	files    []string
+	extLset  labels.Labels
+}
+
+// New builds the rules service. QueryFunc is usually EngineQueryFunc.
+func New(opts Options) *Rules {
+	r := &Rules{opts: opts, metrics: rules.NewGroupMetrics(opts.Registerer), panics: make(chan error, 1)}
+	r.manager = r.newManager()
+	return r
+}
+
+// EngineQueryFunc evaluates rule expressions with engine over st.
+func EngineQueryFunc(engine *promql.Engine, st storage.Queryable) rules.QueryFunc {
+	return rules.EngineQueryFunc(engine, st)
+}
+
+func (r *Rules) newManager() *rules.Manager {
+	o := r.opts
+	return rules.NewManager(&rules.ManagerOptions{
+		Appendable:      o.Storage,
+		Queryable:       o.Storage,
+		QueryFunc:       r.recoverQuery(o.QueryFunc),
+		NotifyFunc:      r.recoverNotify(rules.SendAlerts(o.Notifier, o.ExternalURL.String())),
 		Context:         context.Background(),
-		ExternalURL:     externalURL,
-		Registerer:      reg,
-		Logger:          logger.With("component", "rule manager"),
-		OutageTolerance: time.Duration(cfg.OutageTolerance),
-		ForGracePeriod:  time.Duration(cfg.ForGracePeriod),
-		ResendDelay:     time.Duration(cfg.ResendDelay),
+		ExternalURL:     o.ExternalURL,
+		Metrics:         r.metrics,
+		Logger:          o.Logger,
+		OutageTolerance: time.Duration(o.Config.OutageTolerance),
+		ForGracePeriod:  time.Duration(o.Config.ForGracePeriod),
+		ResendDelay:     time.Duration(o.Config.ResendDelay),
 	})
-	return &Rules{manager: m, notifier: n, discovery: d, cancelSD: cancel, externalURL: externalURL}, nil
 }
 
-// Manager exposes the rule manager to the HTTP API.
-func (r *Rules) Manager() *rules.Manager { return r.manager }
-
-// Notifier exposes the notifier to the HTTP API (alertmanagers).
-func (r *Rules) Notifier() *notifier.Manager { return r.notifier }
-
-// ApplyNotifierConfig reloads the notifier (external labels, alert relabelling).
-func (r *Rules) ApplyNotifierConfig(cfg *promconfig.Config) error { return r.notifier.ApplyConfig(cfg) }
-
-// ApplyDiscoveryConfig reloads Alertmanager discovery; after ApplyNotifierConfig.
-func (r *Rules) ApplyDiscoveryConfig(cfg *promconfig.Config) error {
-	c := make(map[string]discovery.Configs)
-	for k, v := range cfg.AlertingConfig.AlertmanagerConfigs.ToMap() {
-		c[k] = v.ServiceDiscoveryConfigs
+// recoverQuery keeps a panic in an evaluation from ending the process: the
+// evaluation fails and the service restarts.
+func (r *Rules) recoverQuery(f rules.QueryFunc) rules.QueryFunc {
+	return func(ctx context.Context, q string, t time.Time) (v promql.Vector, err error) {
+		defer r.recoverPanic("rule evaluation", &err)
+		return f(ctx, q, t)
 	}
-	return r.discovery.ApplyConfig(c)
 }
 
-// ApplyRulesConfig loads the rule files of cfg.
-func (r *Rules) ApplyRulesConfig(cfg *promconfig.Config) error {
+func (r *Rules) recoverNotify(f rules.NotifyFunc) rules.NotifyFunc {
+	return func(ctx context.Context, expr string, alerts ...*rules.Alert) {
+		var err error
+		defer r.recoverPanic("alert notification", &err)
+		f(ctx, expr, alerts...)
+	}
+}
+
+func (r *Rules) recoverPanic(what string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	*err = fmt.Errorf("%s panicked: %v", what, p)
+	select {
+	case r.panics <- fmt.Errorf("%w\n%s", *err, debug.Stack()):
+	default: // a restart is already due
+	}
+}
+
+// Manager returns the running rule manager, for the HTTP API.
+func (r *Rules) Manager() *rules.Manager {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	return r.manager
+}
+
+// ApplyConfig loads the rule files of cfg.
+func (r *Rules) ApplyConfig(cfg *promconfig.Config) error {
 	files, err := config.RuleFiles(cfg)
 	if err != nil {
 		return err
 	}
-	return r.manager.Update(time.Duration(cfg.GlobalConfig.EvaluationInterval), files,
-		cfg.GlobalConfig.ExternalLabels, r.externalURL.String(), nil)
+	u := &update{interval: time.Duration(cfg.GlobalConfig.EvaluationInterval), files: files, extLset: cfg.GlobalConfig.ExternalLabels}
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	if err := r.apply(r.manager, u); err != nil {
+		return err
+	}
+	r.applied = u
+	return nil
 }
 
-// Run evaluates rules and delivers alerts until ctx ends.
+func (r *Rules) apply(m *rules.Manager, u *update) error {
+	return m.Update(u.interval, u.files, u.extLset, r.opts.ExternalURL.String(), nil)
+}
+
+// Run evaluates rules until ctx ends, or returns the first panic recovered
+// in an evaluation.
 func (r *Rules) Run(ctx context.Context) error {
-	go func() { _ = r.discovery.Run() }()
-	go r.notifier.Run(r.discovery.SyncCh())
-	go r.manager.Run()
-	<-ctx.Done()
-	r.manager.Stop()
-	r.notifier.Stop()
-	r.cancelSD()
-	return nil
+	m, err := r.start()
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run() }()
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-r.panics:
+	}
+	m.Stop()
+	<-done
+	return err
+}
+
+// start returns a manager that has not run yet, loaded with the last config.
+func (r *Rules) start() (*rules.Manager, error) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	// Drop a panic that raced with the previous Run's end.
+	select {
+	case <-r.panics:
+	default:
+	}
+	if r.used {
+		m := r.newManager()
+		if r.applied != nil {
+			if err := r.apply(m, r.applied); err != nil {
+				return nil, errors.Join(errors.New("reload rules on restart"), err)
+			}
+		}
+		r.manager = m
+	}
+	r.used = true
+	return r.manager, nil
 }

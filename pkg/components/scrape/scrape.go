@@ -1,42 +1,34 @@
-// Package scrape runs Prometheus' service discovery and scrape manager,
-// appending into the local TSDB.
+// Package scrape runs Prometheus' scrape manager, appending into the local
+// TSDB the targets its discovery manager finds.
 package scrape
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/discovery"
+	promdiscovery "github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/logging"
+
+	"github.com/monstackd/monstackd/pkg/components/discovery"
 )
 
-// Scrape discovers targets and scrapes them.
+// Scrape scrapes the targets of prometheus.yml's jobs.
 type Scrape struct {
-	logger    *slog.Logger
-	discovery *discovery.Manager
-	cancelSD  context.CancelFunc
+	discovery *discovery.Discovery
 	manager   *scrape.Manager
 }
 
-// New builds discovery and scrape managers; app receives the samples.
-func New(logger *slog.Logger, reg prometheus.Registerer, sdMetrics map[string]discovery.DiscovererMetrics, app storage.Appendable) (*Scrape, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	d := discovery.NewManager(ctx, logger.With("component", "discovery manager scrape"), reg, sdMetrics, discovery.Name("scrape"))
-	if d == nil {
-		cancel()
-		return nil, fmt.Errorf("create scrape discovery manager")
-	}
-	m, err := scrape.NewManager(&scrape.Options{}, logger.With("component", "scrape manager"), logging.NewJSONFileLogger, app, reg)
+// New builds the scrape manager; app receives the samples, disc finds the targets.
+func New(logger *slog.Logger, reg prometheus.Registerer, app storage.Appendable, disc *discovery.Discovery) (*Scrape, error) {
+	m, err := scrape.NewManager(&scrape.Options{}, logger, logging.NewJSONFileLogger, app, reg)
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	return &Scrape{logger: logger, discovery: d, cancelSD: cancel, manager: m}, nil
+	return &Scrape{discovery: disc, manager: m}, nil
 }
 
 // Manager exposes the scrape manager to the HTTP API (targets, metadata).
@@ -52,18 +44,12 @@ func (s *Scrape) ApplyDiscoveryConfig(cfg *promconfig.Config) error {
 	if err != nil {
 		return err
 	}
-	c := make(map[string]discovery.Configs, len(scfgs))
+	c := make(map[string]promdiscovery.Configs, len(scfgs))
 	for _, v := range scfgs {
 		c[v.JobName] = v.ServiceDiscoveryConfigs
 	}
 	return s.discovery.ApplyConfig(c)
 }
-
-// RunDiscovery runs service discovery until StopDiscovery.
-func (s *Scrape) RunDiscovery() error { return s.discovery.Run() }
-
-// StopDiscovery stops service discovery.
-func (s *Scrape) StopDiscovery() { s.cancelSD() }
 
 // Run scrapes the discovered targets until Stop.
 func (s *Scrape) Run() error { return s.manager.Run(s.discovery.SyncCh()) }

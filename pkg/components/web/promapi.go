@@ -26,13 +26,14 @@ import (
 
 // PrometheusAPIOptions are the parts of the daemon Prometheus' API reads.
 type PrometheusAPIOptions struct {
-	Logger        *slog.Logger
-	Engine        *promql.Engine
-	DB            *tsdb.DB
-	Admin         api_v1.TSDBAdminStats
-	DBDir         string
-	Scrape        *scrape.Manager
-	Rules         *rules.Manager
+	Logger *slog.Logger
+	Engine *promql.Engine
+	DB     *tsdb.DB
+	Admin  api_v1.TSDBAdminStats
+	DBDir  string
+	Scrape *scrape.Manager
+	// Rules returns the running rule manager: it is replaced on restart.
+	Rules         func() *rules.Manager
 	Notifier      *notifier.Manager
 	Flags         map[string]string
 	ExternalURL   *url.URL
@@ -104,7 +105,7 @@ func NewPrometheusAPI(o PrometheusAPIOptions) *PrometheusAPI {
 		o.DBDir,
 		false, // admin API (delete series, snapshots) stays off.
 		o.Logger,
-		func(context.Context) api_v1.RulesRetriever { return o.Rules },
+		func(context.Context) api_v1.RulesRetriever { return o.Rules() },
 		5e7, 10, 1048576, // remote read limits, Prometheus' defaults.
 		false,
 		regexp.MustCompile(".*"),

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,10 @@ import (
 )
 
 const shutdownGracePeriod = 5 * time.Second
+
+// ErrNotReady is returned by a reload before the daemon can take one; the
+// server answers 503 with the reason.
+var ErrNotReady = errors.New("not ready")
 
 // Routes is what the server serves once the components are up.
 type Routes struct {
@@ -60,6 +65,7 @@ type Server struct {
 	lis    net.Listener
 	srv    *http.Server
 	routes atomic.Pointer[Routes]
+	stop   sync.Once
 }
 
 // Listen binds the address, so that a port in use fails before the long
@@ -141,6 +147,10 @@ func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := s.opts.Reload(); err != nil {
+		if errors.Is(err, ErrNotReady) {
+			http.Error(w, fmt.Sprintf("cannot reload yet: %s", err), http.StatusServiceUnavailable)
+			return
+		}
 		http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
 	}
 }
@@ -154,7 +164,10 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting requests and waits briefly for running ones.
-func (s *Server) Shutdown() {
+// Calls after the first do nothing.
+func (s *Server) Shutdown() { s.stop.Do(s.shutdown) }
+
+func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGracePeriod)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
