@@ -25,7 +25,6 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/thanos-io/thanos/pkg/logutil"
 	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/store"
 
@@ -36,6 +35,7 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/tsdb"
 	"github.com/monstackd/monstackd/pkg/components/web"
 	"github.com/monstackd/monstackd/pkg/config"
+	"github.com/monstackd/monstackd/pkg/logging"
 )
 
 // Service is a non-critical actor: restarted with backoff when it fails.
@@ -116,7 +116,7 @@ func (d *Daemon) Gatherer() prometheus.Gatherer {
 // a critical failure, then stops them in order and closes the TSDB last.
 func (d *Daemon) Run(ctx context.Context) (err error) {
 	rt := d.opts.Runtime
-	slogger := logutil.GoKitLogToSlog(d.logger)
+	slogger := logging.Slog(d.logger)
 
 	// One signal handler for the process, installed before the long TSDB
 	// open so that no signal is lost.
@@ -352,7 +352,7 @@ func (d *Daemon) reload() (err error) {
 		}
 	}()
 	rt := d.opts.Runtime
-	slogger := logutil.GoKitLogToSlog(d.logger)
+	slogger := logging.Slog(d.logger)
 	cfg, err := config.Load(d.opts.ConfigFile)
 	if err != nil {
 		return err
