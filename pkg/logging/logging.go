@@ -186,7 +186,7 @@ func setField(fields []field, k string, v any) []field {
 	return append(fields, field{k, v})
 }
 
-// nilValue stands for a nil value, which marks an unset fixed key.
+// nilValue is a logged nil: a nil field value means a fixed key not set.
 type nilValue struct{}
 
 func keyString(k any) string {
