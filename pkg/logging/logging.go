@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"runtime"
 	"strings"
@@ -145,6 +146,10 @@ func (l *sink) write(keyvals []any) error {
 		if k == keyLevel && i != lvlAt {
 			continue
 		}
+		if t, ok := adapterTime(keyvals, i); ok {
+			fields[0].val = t.UTC().Format(tsLayout)
+			continue
+		}
 		fields = setField(fields, k, keyvals[i+1])
 	}
 	if fields[0].val == nil {
@@ -168,6 +173,19 @@ func (l *sink) write(keyvals []any) error {
 	}
 	_, err := l.w.Write(buf.Bytes())
 	return err
+}
+
+// adapterTime reports whether keyvals[i] is the record time of a slog
+// record that an adapter to go-kit passes on, and returns it: slog-gokit,
+// which Thanos uses (logutil.GoKitLogToSlog), logs slog.TimeKey and the
+// time.Time right before slog.MessageKey. It becomes the ts, not a second
+// timestamp.
+func adapterTime(keyvals []any, i int) (time.Time, bool) {
+	if keyvals[i] != slog.TimeKey || i+2 >= len(keyvals) || keyvals[i+2] != slog.MessageKey {
+		return time.Time{}, false
+	}
+	t, ok := keyvals[i+1].(time.Time)
+	return t, ok
 }
 
 // setField sets k to v: a repeated key keeps its first position and takes

@@ -335,3 +335,28 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// Thanos turns go-kit loggers into slog ones with slog-gokit
+// (logutil.GoKitLogToSlog), which logs the record's time as "time" before
+// "msg": that is the ts, not a second timestamp.
+func TestAdapterTime(t *testing.T) {
+	for _, format := range formats {
+		t.Run(format, func(t *testing.T) {
+			l, buf := newLogger(t, "debug", format)
+			rt := time.Now().Add(-time.Second).UTC()
+			at := thisLine() + 1
+			level.Debug(l).Log("time", rt, "msg", "from slog-gokit", "value", time.Hour)
+			m := checkLine(t, oneLine(t, format, buf), at, "debug")
+			if _, ok := m["time"]; ok || m["ts"] != rt.Format(tsLayout) {
+				t.Errorf("want the record time as ts and no time key: %v", m)
+			}
+
+			// A time field elsewhere is a field.
+			buf.Reset()
+			l.Log("msg", "a time field", "time", rt)
+			if m := oneLine(t, format, buf); len(get(m, "time")) != 1 {
+				t.Errorf("time field lost: %v", m)
+			}
+		})
+	}
+}
