@@ -116,6 +116,9 @@ scrape_configs:
 		if _, err := time.Parse(time.RFC3339, m["ts"]); err != nil {
 			t.Errorf("ts %q: %v: %s", m["ts"], err, line)
 		}
+		if _, ok := m["time"]; ok {
+			t.Errorf("a second timestamp, slog's time: %s", line)
+		}
 		switch c := m["caller"]; {
 		case !callerRE.MatchString(c):
 			t.Errorf("caller %q is not file.go:line: %s", c, line)
