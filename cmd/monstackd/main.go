@@ -15,10 +15,9 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/version"
-	"github.com/thanos-io/thanos/pkg/logging"
-	"github.com/thanos-io/thanos/pkg/logutil"
 
 	"github.com/monstackd/monstackd/pkg/config"
+	"github.com/monstackd/monstackd/pkg/logging"
 	"github.com/monstackd/monstackd/pkg/supervisor"
 )
 
@@ -90,11 +89,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case runCmd.FullCommand():
 	}
 
-	logger, err := logging.NewLogger(f.logLevel, f.logFormat, "")
+	logger, err := logging.New(os.Stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", appName, err)
 		return 2
 	}
+	// Lines from main and the supervisor name a component too; the
+	// components' loggers set their own over it.
+	logger = log.With(logger, "component", appName)
 	role, err := config.ParseRole(f.role)
 	if err != nil {
 		level.Error(logger).Log("msg", "invalid --role", "err", err)
@@ -129,7 +131,7 @@ func setMemLimit(logger log.Logger, ratio float64) {
 	_, err := memlimit.SetGoMemLimitWithOpts(
 		memlimit.WithRatio(ratio),
 		memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
-		memlimit.WithLogger(logutil.GoKitLogToSlog(logger)),
+		memlimit.WithLogger(logging.Slog(logger)),
 	)
 	if err != nil {
 		level.Warn(logger).Log("msg", "failed to set GOMEMLIMIT automatically", "err", err)
@@ -158,7 +160,7 @@ func checkConfig(f flags, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	errs := cfg.Check(runtime(f, role), logutil.GoKitLogToSlog(log.NewNopLogger()))
+	errs := cfg.Check(runtime(f, role), logging.Slog(log.NewNopLogger()))
 	for _, e := range errs {
 		fmt.Fprintf(stderr, "FAILED: %s\n", e)
 	}

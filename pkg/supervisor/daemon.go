@@ -25,10 +25,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	promconfig "github.com/prometheus/prometheus/config"
 	promdiscovery "github.com/prometheus/prometheus/discovery"
-	"github.com/thanos-io/thanos/pkg/logutil"
 
 	"github.com/monstackd/monstackd/pkg/components/web"
 	"github.com/monstackd/monstackd/pkg/config"
+	"github.com/monstackd/monstackd/pkg/logging"
 )
 
 // configGate is the readiness gate closed until the first configuration is applied.
@@ -89,7 +89,7 @@ func New(logger log.Logger, opts Options) *Daemon {
 	d := &Daemon{
 		opts:      opts,
 		logger:    logger,
-		slogger:   logutil.GoKitLogToSlog(logger),
+		slogger:   logging.Slog(logger),
 		readiness: NewReadiness(),
 		promReg:   prometheus.DefaultRegisterer,
 		regs:      []prometheus.Gatherer{prometheus.DefaultGatherer},
