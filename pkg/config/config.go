@@ -60,6 +60,17 @@ type QueryConfig struct {
 	MaxConcurrent        int      `yaml:"max_concurrent"`
 	MaxConcurrentSelects int      `yaml:"max_concurrent_selects"`
 	PartialResponse      bool     `yaml:"partial_response"`
+	// MaxQueryLength bounds each PromQL expression (query, match[]) before
+	// it is parsed: parsing cannot be cancelled and grows faster than the
+	// expression.
+	MaxQueryLength Bytes `yaml:"max_query_length"`
+	// MaxRequestBody bounds an API request's body.
+	MaxRequestBody Bytes `yaml:"max_request_body"`
+	// ShedMemoryRatio and CancelMemoryRatio are shares of the memory limit
+	// (GOMEMLIMIT): above the first, new queries get 503; above the second,
+	// running queries are cancelled with 503. Ingestion keeps the rest.
+	ShedMemoryRatio   float64 `yaml:"shed_memory_ratio"`
+	CancelMemoryRatio float64 `yaml:"cancel_memory_ratio"`
 }
 
 // RulesConfig tunes rule evaluation and alert delivery.
@@ -99,6 +110,12 @@ func Default() *Config {
 			MaxConcurrent:        20,
 			MaxConcurrentSelects: 4,
 			PartialResponse:      true,
+			// Generated Grafana queries stay far below 16 KiB; parsing
+			// 40 KB took seconds of CPU.
+			MaxQueryLength:    16 << 10,
+			MaxRequestBody:    1 << 20,
+			ShedMemoryRatio:   0.75,
+			CancelMemoryRatio: 0.85,
 		},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
@@ -216,6 +233,31 @@ func (c *Config) Validate() error {
 		if p.value <= 0 {
 			field(p.name, "must be positive")
 		}
+	}
+	for _, p := range []struct {
+		name  string
+		value Bytes
+	}{
+		{"query.max_query_length", c.Query.MaxQueryLength},
+		{"query.max_request_body", c.Query.MaxRequestBody},
+	} {
+		if p.value < 0 {
+			field(p.name, "must not be negative (0 means no limit)")
+		}
+	}
+	for _, p := range []struct {
+		name  string
+		value float64
+	}{
+		{"query.shed_memory_ratio", c.Query.ShedMemoryRatio},
+		{"query.cancel_memory_ratio", c.Query.CancelMemoryRatio},
+	} {
+		if p.value < 0 || p.value > 1 {
+			field(p.name, "%g must be in [0, 1] (0 disables it)", p.value)
+		}
+	}
+	if c.Query.ShedMemoryRatio > 0 && c.Query.CancelMemoryRatio > 0 && c.Query.ShedMemoryRatio > c.Query.CancelMemoryRatio {
+		field("query.shed_memory_ratio", "%g must not be above query.cancel_memory_ratio %g", c.Query.ShedMemoryRatio, c.Query.CancelMemoryRatio)
 	}
 	if c.Web.ExternalURL != "" {
 		if u, err := url.Parse(c.Web.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -128,6 +128,10 @@ query:
   max_concurrent: 2
   max_concurrent_selects: 1
   partial_response: false
+  max_query_length: 4KiB
+  max_request_body: 65536
+  shed_memory_ratio: 0.5
+  cancel_memory_ratio: 0.6
 rules:
   outage_tolerance: 2h
   for_grace_period: 5m
@@ -158,6 +162,10 @@ web:
 			MaxConcurrent:        2,
 			MaxConcurrentSelects: 1,
 			PartialResponse:      false,
+			MaxQueryLength:       4 << 10,
+			MaxRequestBody:       64 << 10,
+			ShedMemoryRatio:      0.5,
+			CancelMemoryRatio:    0.6,
 		},
 		Rules: RulesConfig{
 			OutageTolerance:       d(2 * time.Hour),
@@ -294,6 +302,26 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "zero query.max_concurrent_selects",
 			content: "query: {max_concurrent_selects: 0}\n",
 			want:    []string{"field query.max_concurrent_selects", "must be positive"},
+		},
+		{
+			name:    "bad query.max_query_length",
+			content: "query:\n  max_query_length: 16 kilobytes\n",
+			want:    []string{"line 2", "field query.max_query_length", `invalid size "16 kilobytes"`},
+		},
+		{
+			name:    "negative query.max_request_body",
+			content: "query: {max_request_body: -1}\n",
+			want:    []string{"field query.max_request_body", "must not be negative"},
+		},
+		{
+			name:    "query.cancel_memory_ratio above 1",
+			content: "query: {cancel_memory_ratio: 1.5}\n",
+			want:    []string{"field query.cancel_memory_ratio", "1.5 must be in [0, 1]"},
+		},
+		{
+			name:    "shed above cancel",
+			content: "query: {shed_memory_ratio: 0.9, cancel_memory_ratio: 0.8}\n",
+			want:    []string{"field query.shed_memory_ratio", "must not be above query.cancel_memory_ratio"},
 		},
 		{
 			name:    "negative tsdb.max_exemplars",

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/units"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -35,6 +36,32 @@ func (d Duration) String() string { return model.Duration(d).String() }
 
 // Std returns the duration as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Bytes is a size such as 16KiB or 1MiB (or a plain number of bytes) whose
+// decoding errors carry their line.
+type Bytes int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a size such as 16KiB or 1MiB", n.Line)
+	}
+	if v, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		*b = Bytes(v)
+		return nil
+	}
+	v, err := units.ParseBase2Bytes(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid size %q: %w", n.Line, n.Value, err)
+	}
+	*b = Bytes(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (b Bytes) MarshalYAML() (any, error) { return b.String(), nil }
+
+func (b Bytes) String() string { return units.Base2Bytes(b).String() }
 
 var lineRE = regexp.MustCompile(`line (\d+): `)
 

@@ -11,6 +11,7 @@ import (
 	promdiscovery "github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/promql"
 
+	"github.com/monstackd/monstackd/pkg/components/admission"
 	"github.com/monstackd/monstackd/pkg/components/discovery"
 	"github.com/monstackd/monstackd/pkg/components/grpcserver"
 	"github.com/monstackd/monstackd/pkg/components/querier"
@@ -35,18 +36,19 @@ type components struct {
 	sdMetrics   map[string]promdiscovery.DiscovererMetrics
 	externalURL *url.URL
 
-	http     *web.Server
-	grpc     *grpcserver.Server
-	db       *tsdb.TSDB
-	engine   *promql.Engine
-	scrapeSD *discovery.Discovery
-	scrape   *scrape.Scrape
-	notifySD *discovery.Discovery
-	notifier *rules.Notifier
-	rules    *rules.Rules
-	sidecar  *sidecar.Sidecar
-	querier  *querier.Querier
-	promAPI  *web.PrometheusAPI
+	http      *web.Server
+	grpc      *grpcserver.Server
+	db        *tsdb.TSDB
+	engine    *promql.Engine
+	scrapeSD  *discovery.Discovery
+	scrape    *scrape.Scrape
+	notifySD  *discovery.Discovery
+	notifier  *rules.Notifier
+	rules     *rules.Rules
+	sidecar   *sidecar.Sidecar
+	querier   *querier.Querier
+	promAPI   *web.PrometheusAPI
+	admission *admission.Guard
 }
 
 // logger returns the go-kit logger of a module.

@@ -14,6 +14,10 @@ func (c *components) initHTTPServer() (parts, error) {
 		Ready:       d.readiness,
 		IsReady:     d.readiness.IsReady,
 		Reload:      d.reload,
+		Limits: web.Limits{
+			MaxRequestBody: int64(c.cfg.Query.MaxRequestBody),
+			MaxQueryLength: int64(c.cfg.Query.MaxQueryLength),
+		},
 	})
 	if err != nil {
 		return parts{}, err

@@ -29,6 +29,7 @@ const (
 	Sidecar         = "sidecar"
 	Querier         = "querier"
 	PrometheusAPI   = "prometheus-api"
+	Admission       = "admission"
 	Web             = "web"
 	Signals         = "signals"
 )
@@ -125,7 +126,9 @@ func modules() []module {
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
 		{name: PrometheusAPI, kind: setup, deps: []string{TSDB, QueryEngine, Scrape, Notifier, Rules}, init: (*components).initPrometheusAPI,
 			help: "Prometheus' own HTTP API over the local TSDB, scrape, rules and notifier"},
-		{name: Web, kind: setup, deps: []string{HTTPServer, Querier, PrometheusAPI}, init: (*components).initWeb,
+		{name: Admission, kind: service, init: (*components).initAdmission,
+			help: "memory guard of the query APIs: 503 for new queries, cancels running ones near GOMEMLIMIT"},
+		{name: Web, kind: setup, deps: []string{HTTPServer, Querier, PrometheusAPI, Admission}, init: (*components).initWeb,
 			help: "routes: Thanos query API and UI at /, Prometheus API at /prometheus/api/v1"},
 		{name: Signals, kind: critical, last: true, init: (*components).initSignals,
 			help: "SIGTERM/SIGINT, SIGHUP reload, systemd notifications; starts last, stops first"},

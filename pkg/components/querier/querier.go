@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/thanos-io/promql-engine/engine"
 	queryapi "github.com/thanos-io/thanos/pkg/api/query"
 	"github.com/thanos-io/thanos/pkg/component"
 	"github.com/thanos-io/thanos/pkg/dedup"
@@ -19,7 +21,7 @@ import (
 	"github.com/thanos-io/thanos/pkg/extprom"
 	extpromhttp "github.com/thanos-io/thanos/pkg/extprom/http"
 	"github.com/thanos-io/thanos/pkg/gate"
-	"github.com/thanos-io/thanos/pkg/logging"
+	thanoslogging "github.com/thanos-io/thanos/pkg/logging"
 	"github.com/thanos-io/thanos/pkg/metadata"
 	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/rules"
@@ -30,6 +32,7 @@ import (
 	"github.com/thanos-io/thanos/pkg/ui"
 
 	"github.com/monstackd/monstackd/pkg/config"
+	"github.com/monstackd/monstackd/pkg/logging"
 )
 
 const (
@@ -65,7 +68,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	// No x-functions: enabling them rewrites parser.Functions, which the
 	// embedded rules engine shares (DESIGN.md §3.12). No active query
 	// tracker: Prometheus' engine owns the one in the data dir.
-	engines := queryapi.NewQueryFactory(reg, logger, timeout, time.Duration(cfg.LookbackDelta), time.Minute, false, nil, queryapi.PromqlQueryModeLocal, false)
+	engines := queryapi.NewQueryFactoryWithOpts(reg, engineOpts(logger, cfg), queryapi.PromqlQueryModeLocal, false)
 	lookback := func(int64) time.Duration { return time.Duration(cfg.LookbackDelta) }
 
 	qapi := queryapi.NewQueryAPI(
@@ -109,10 +112,30 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	}
 }
 
+// engineOpts are the Thanos engines' options: the same sample limit and
+// timeout as Prometheus' engine, so that no query on /api/v1 can take the
+// memory the process shares with ingestion. Stock Thanos' factory has no
+// sample limit (math.MaxInt32).
+func engineOpts(logger log.Logger, cfg config.QueryConfig) engine.Opts {
+	return engine.Opts{
+		EngineOpts: promql.EngineOpts{
+			Logger:               logging.Slog(logger),
+			MaxSamples:           cfg.MaxSamples,
+			Timeout:              time.Duration(cfg.Timeout),
+			LookbackDelta:        time.Duration(cfg.LookbackDelta),
+			EnableNegativeOffset: true,
+			EnableAtModifier:     true,
+			// Stock thanos query's --query.default-evaluation-interval.
+			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		},
+		EnableAnalysis: true,
+	}
+}
+
 // RegisterAPI registers the Prometheus-compatible query API (query,
 // query_range, series, labels, label values, ...) on r, at its root.
 func (q *Querier) RegisterAPI(r *route.Router) {
-	q.api.Register(r, opentracing.NoopTracer{}, q.logger, q.ins, logging.NewHTTPServerMiddleware(q.logger))
+	q.api.Register(r, opentracing.NoopTracer{}, q.logger, q.ins, thanoslogging.NewHTTPServerMiddleware(q.logger))
 }
 
 // RegisterUI registers the Thanos query UI on r.

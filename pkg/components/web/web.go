@@ -56,6 +56,8 @@ type Options struct {
 	IsReady func() bool
 	// Reload runs a configuration reload for /-/reload.
 	Reload func() error
+	// Limits apply to every API request before it is parsed.
+	Limits Limits
 }
 
 // Server is the HTTP server.
@@ -101,10 +103,10 @@ func (s *Server) mux() *http.ServeMux {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/prometheus/api/v1/", s.gated(func(r *Routes) http.Handler {
+	mux.Handle("/prometheus/api/v1/", s.opts.Limits.limit(s.gated(func(r *Routes) http.Handler {
 		return http.StripPrefix("/prometheus/api/v1", r.PrometheusAPI)
-	}))
-	mux.Handle("/api/v1/", s.gated(func(r *Routes) http.Handler {
+	})))
+	mux.Handle("/api/v1/", s.opts.Limits.limit(s.gated(func(r *Routes) http.Handler {
 		return http.StripPrefix("/api/v1", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if isPrometheusPath(req.URL.Path) {
 				r.PrometheusAPI.ServeHTTP(w, req)
@@ -112,7 +114,7 @@ func (s *Server) mux() *http.ServeMux {
 			}
 			r.QueryAPI.ServeHTTP(w, req)
 		}))
-	}))
+	})))
 	mux.Handle("/", s.gated(func(r *Routes) http.Handler { return r.UI }))
 	return mux
 }
