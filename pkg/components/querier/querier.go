@@ -69,7 +69,8 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 
 	qapi := queryapi.NewQueryAPI(
 		logger,
-		endpoints.GetEndpointStatus,
+		// The Stores page lists the in-process stores beside the gRPC endpoints.
+		endpointStatus(endpoints.GetEndpointStatus, []statusProvider{local.status}),
 		engines,
 		promqlEngine,
 		lookback,
