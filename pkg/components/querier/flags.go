@@ -2,6 +2,7 @@ package querier
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -30,6 +31,16 @@ const (
 	// query.enable-x-functions: enabling them rewrites parser.Functions,
 	// which the embedded rules engine shares (DESIGN.md §3.12).
 	extendedFunctions = false
+	// query.disable-fallback: only matters with the Thanos engine.
+	disableEngineFallback = false
+)
+
+// The buckets of the query telemetry histograms, stock defaults
+// (query.telemetry.request-{duration-seconds,samples,series-seconds}-quantiles).
+var (
+	durationQuantiles = []float64{0.1, 0.25, 0.75, 1.25, 1.75, 2.5, 3, 5, 10}
+	samplesQuantiles  = []float64{100, 1000, 10000, 100000, 1000000}
+	seriesQuantiles   = []float64{10, 100, 1000, 10000, 100000}
 )
 
 // flagsMap is what /api/v1/status/flags serves: the flags a stock
@@ -41,38 +52,50 @@ const (
 // left out rather than invented.
 func flagsMap(cfg config.QueryConfig) map[string]string {
 	modelDur := func(d time.Duration) string { return model.Duration(d).String() }
+	floats := func(fs []float64) string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			out[i] = strconv.FormatFloat(f, 'g', -1, 64)
+		}
+		return strings.Join(out, ",")
+	}
 	return map[string]string{
-		"query.promql-engine":                         string(promqlEngine),
-		"query.mode":                                  string(promqlQueryMode),
-		"query.default-step":                          modelDur(defaultRangeQueryStep),
-		"query.default-evaluation-interval":           modelDur(defaultEvaluationInterval),
-		"query.timeout":                               modelDur(time.Duration(cfg.Timeout)),
-		"query.lookback-delta":                        time.Duration(cfg.LookbackDelta).String(),
-		"query.dynamic-lookback-delta":                "false",
-		"query.max-concurrent":                        strconv.Itoa(cfg.MaxConcurrent),
-		"query.max-concurrent-select":                 strconv.Itoa(cfg.MaxConcurrentSelects),
-		"query.replica-label":                         cfg.ReplicaLabel,
-		"deduplication.func":                          dedup.AlgorithmPenalty,
-		"query.partial-response":                      strconv.FormatBool(cfg.PartialResponse),
-		"rule.partial-response":                       strconv.FormatBool(nonQueryPartialResponse),
-		"target.partial-response":                     strconv.FormatBool(nonQueryPartialResponse),
-		"metric-metadata.partial-response":            strconv.FormatBool(nonQueryPartialResponse),
-		"exemplar.partial-response":                   strconv.FormatBool(nonQueryPartialResponse),
-		"status.partial-response":                     strconv.FormatBool(nonQueryPartialResponse),
-		"query.auto-downsampling":                     strconv.FormatBool(autoDownsampling),
-		"query.enable-x-functions":                    strconv.FormatBool(extendedFunctions),
-		"query.instant.default.max_source_resolution": modelDur(0),
-		"query.metadata.default-time-range":           time.Duration(0).String(),
-		"query.active-query-path":                     "",
-		"query.tenant-header":                         tenancy.DefaultTenantHeader,
-		"query.default-tenant-id":                     tenancy.DefaultTenant,
-		"query.tenant-label-name":                     tenancy.DefaultTenantLabel,
-		"query.tenant-certificate-field":              "",
-		"query.enforce-tenancy":                       "false",
-		"store.response-timeout":                      modelDur(0),
-		"store.unhealthy-timeout":                     modelDur(unhealthyEndpointTimeout),
-		"endpoint.info-timeout":                       modelDur(endpointInfoTimeout),
-		"grpc.proxy-strategy":                         string(store.EagerRetrieval),
-		"web.disable-cors":                            "false",
+		"query.promql-engine":                                string(promqlEngine),
+		"query.mode":                                         string(promqlQueryMode),
+		"query.default-step":                                 modelDur(defaultRangeQueryStep),
+		"query.default-evaluation-interval":                  modelDur(defaultEvaluationInterval),
+		"query.timeout":                                      modelDur(time.Duration(cfg.Timeout)),
+		"query.lookback-delta":                               time.Duration(cfg.LookbackDelta).String(),
+		"query.dynamic-lookback-delta":                       "false",
+		"query.max-concurrent":                               strconv.Itoa(cfg.MaxConcurrent),
+		"query.max-concurrent-select":                        strconv.Itoa(cfg.MaxConcurrentSelects),
+		"query.replica-label":                                cfg.ReplicaLabel,
+		"deduplication.func":                                 dedup.AlgorithmPenalty,
+		"query.partial-response":                             strconv.FormatBool(cfg.PartialResponse),
+		"rule.partial-response":                              strconv.FormatBool(nonQueryPartialResponse),
+		"target.partial-response":                            strconv.FormatBool(nonQueryPartialResponse),
+		"metric-metadata.partial-response":                   strconv.FormatBool(nonQueryPartialResponse),
+		"exemplar.partial-response":                          strconv.FormatBool(nonQueryPartialResponse),
+		"status.partial-response":                            strconv.FormatBool(nonQueryPartialResponse),
+		"query.auto-downsampling":                            strconv.FormatBool(autoDownsampling),
+		"query.enable-x-functions":                           strconv.FormatBool(extendedFunctions),
+		"query.disable-fallback":                             strconv.FormatBool(disableEngineFallback),
+		"query.partition-label":                              "",
+		"query.telemetry.request-duration-seconds-quantiles": floats(durationQuantiles),
+		"query.telemetry.request-samples-quantiles":          floats(samplesQuantiles),
+		"query.telemetry.request-series-seconds-quantiles":   floats(seriesQuantiles),
+		"query.instant.default.max_source_resolution":        modelDur(0),
+		"query.metadata.default-time-range":                  time.Duration(0).String(),
+		"query.active-query-path":                            "",
+		"query.tenant-header":                                tenancy.DefaultTenantHeader,
+		"query.default-tenant-id":                            tenancy.DefaultTenant,
+		"query.tenant-label-name":                            tenancy.DefaultTenantLabel,
+		"query.tenant-certificate-field":                     "",
+		"query.enforce-tenancy":                              "false",
+		"store.response-timeout":                             modelDur(0),
+		"store.unhealthy-timeout":                            modelDur(unhealthyEndpointTimeout),
+		"endpoint.info-timeout":                              modelDur(endpointInfoTimeout),
+		"grpc.proxy-strategy":                                string(store.EagerRetrieval),
+		"web.disable-cors":                                   "false",
 	}
 }

@@ -77,6 +77,8 @@ func TestStatusFlagsAsStockQuery(t *testing.T) {
 		"query.partial-response":      "false",
 		"query.auto-downsampling":     "false",
 		"deduplication.func":          "penalty",
+		// Formatted as kingpin's float list prints them.
+		"query.telemetry.request-samples-quantiles": "100,1000,10000,100000,1e+06",
 	} {
 		if got, ok := flags[name]; !ok || got != want {
 			t.Errorf("%s = %q (present: %v), want %q", name, got, ok, want)

@@ -64,7 +64,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	remoteEndpoints := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
 	// No active query tracker: Prometheus' engine owns the one in the data dir.
 	engines := queryapi.NewQueryFactory(reg, logger, timeout, time.Duration(cfg.LookbackDelta), defaultEvaluationInterval,
-		extendedFunctions, nil, promqlQueryMode, false)
+		extendedFunctions, nil, promqlQueryMode, disableEngineFallback)
 	lookback := func(int64) time.Duration { return time.Duration(cfg.LookbackDelta) }
 
 	qapi := queryapi.NewQueryAPI(
@@ -95,7 +95,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		0,     // query.metadata.default-time-range
 		false, // web.disable-cors
 		gate.New(extprom.WrapRegistererWithPrefix("thanos_query_concurrent_", reg), cfg.MaxConcurrent, gate.Queries),
-		store.NewSeriesStatsAggregatorFactory(reg, []float64{0.1, 0.25, 0.75, 1.25, 1.75, 2.5, 3, 5, 10}, []float64{100, 1000, 10000, 100000, 1000000}, []float64{10, 100, 1000, 10000, 100000}),
+		store.NewSeriesStatsAggregatorFactory(reg, durationQuantiles, samplesQuantiles, seriesQuantiles),
 		reg,
 		tenancy.DefaultTenantHeader,
 		tenancy.DefaultTenant,
