@@ -2,7 +2,8 @@
 # Installs the real peers the end-to-end tests run against and writes their
 # paths to .cache/test-deps.env. Idempotent: what is present is kept.
 #   Debian: prometheus-node-exporter, prometheus-blackbox-exporter,
-#           prometheus-alertmanager, prometheus (for promtool).
+#           prometheus-alertmanager, prometheus (for promtool),
+#           chromium (headless, for the query UI test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
@@ -17,6 +18,7 @@ for pair in node_exporter:prometheus-node-exporter blackbox_exporter:prometheus-
 	fi
 done
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "test-deps: installing ${need[*]}" >&2
 	SUDO=""
@@ -45,5 +47,6 @@ find_bin() {
 	echo "export ALERTMANAGER_BIN=$(find_bin prometheus-alertmanager alertmanager)"
 	echo "export PROMTOOL_BIN=$(find_bin promtool)"
 	echo "export AMTOOL_BIN=$(find_bin amtool)"
+	echo "export CHROMIUM_BIN=$(find_bin chromium)"
 } > .cache/test-deps.env
 cat .cache/test-deps.env

@@ -181,7 +181,14 @@ type daemon struct {
 
 func startDaemon(t *testing.T, dataDir string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{http: freeAddr(t), grpc: freeAddr(t), dataDir: dataDir}
+	return startDaemonAt(t, freeAddr(t), dataDir, env, args...)
+}
+
+// startDaemonAt starts monstackd with its HTTP server on httpAddr, for
+// configs that must name it before the start (a self-scrape).
+func startDaemonAt(t *testing.T, httpAddr, dataDir string, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{http: httpAddr, grpc: freeAddr(t), dataDir: dataDir}
 	args = append([]string{"--http.address=" + d.http, "--grpc.address=" + d.grpc, "--data.dir=" + dataDir}, args...)
 	d.process = startProcess(t, "monstackd", binPath(t, "MONSTACKD_BIN"), env, args...)
 	waitHTTP200(t, d.url("/-/ready"), 60*time.Second)

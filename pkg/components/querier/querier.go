@@ -57,7 +57,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	timeout := time.Duration(cfg.Timeout)
 	replicaLabels := []string{cfg.ReplicaLabel}
 
-	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, 5*time.Minute, 5*time.Second, timeout)
+	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, unhealthyEndpointTimeout, endpointInfoTimeout, timeout)
 	remoteStores := func() []store.Client { return append(stores(), endpoints.GetStoreClients()...) }
 	proxy := store.NewProxyStore(logger, reg, remoteStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
 
@@ -65,17 +65,16 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
 	queryable := query.QueryableCreator(withLocal(local, func() bool { return len(remoteStores()) > 0 }, remote))
 	remoteEndpoints := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
-	// No x-functions: enabling them rewrites parser.Functions, which the
-	// embedded rules engine shares (DESIGN.md §3.12). No active query
-	// tracker: Prometheus' engine owns the one in the data dir.
-	engines := queryapi.NewQueryFactoryWithOpts(reg, engineOpts(logger, cfg), queryapi.PromqlQueryModeLocal, false)
+	// No active query tracker: Prometheus' engine owns the one in the data dir.
+	engines := queryapi.NewQueryFactoryWithOpts(reg, engineOpts(logger, cfg), promqlQueryMode, disableEngineFallback)
 	lookback := func(int64) time.Duration { return time.Duration(cfg.LookbackDelta) }
 
 	qapi := queryapi.NewQueryAPI(
 		logger,
-		endpoints.GetEndpointStatus,
+		// The Stores page lists the in-process stores beside the gRPC endpoints.
+		endpointStatus(endpoints.GetEndpointStatus, []statusProvider{local.status}),
 		engines,
-		queryapi.PromqlEnginePrometheus,
+		promqlEngine,
 		lookback,
 		queryable,
 		remoteEndpoints,
@@ -84,17 +83,21 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		metadata.NewGRPCClient(metadata.NewProxy(logger, endpoints.GetMetricMetadataClients)),
 		exemplars.NewGRPCClientWithDedup(exemplars.NewProxy(logger, endpoints.GetExemplarsStores, labels.EmptyLabels()), replicaLabels),
 		status.NewGRPCClient(status.NewProxy(logger, endpoints.GetStatusClients)),
-		false, // auto-downsampling: the bucket tier turns it on.
+		autoDownsampling,
 		cfg.PartialResponse,
-		true, true, true, true, true,
+		nonQueryPartialResponse, // rules
+		nonQueryPartialResponse, // targets
+		nonQueryPartialResponse, // metric metadata
+		nonQueryPartialResponse, // exemplars
+		nonQueryPartialResponse, // status
 		replicaLabels,
-		nil,
-		time.Second,
-		0,
-		0,
-		false,
+		flagsMap(cfg),
+		defaultRangeQueryStep,
+		0,     // query.instant.default.max_source_resolution
+		0,     // query.metadata.default-time-range
+		false, // web.disable-cors
 		gate.New(extprom.WrapRegistererWithPrefix("thanos_query_concurrent_", reg), cfg.MaxConcurrent, gate.Queries),
-		store.NewSeriesStatsAggregatorFactory(reg, []float64{0.1, 0.25, 0.75, 1.25, 1.75, 2.5, 3, 5, 10}, []float64{100, 1000, 10000, 100000, 1000000}, []float64{10, 100, 1000, 10000, 100000}),
+		store.NewSeriesStatsAggregatorFactory(reg, durationQuantiles, samplesQuantiles, seriesQuantiles),
 		reg,
 		tenancy.DefaultTenantHeader,
 		tenancy.DefaultTenant,
@@ -125,10 +128,10 @@ func engineOpts(logger log.Logger, cfg config.QueryConfig) engine.Opts {
 			LookbackDelta:        time.Duration(cfg.LookbackDelta),
 			EnableNegativeOffset: true,
 			EnableAtModifier:     true,
-			// Stock thanos query's --query.default-evaluation-interval.
-			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+			NoStepSubqueryIntervalFn: func(int64) int64 { return defaultEvaluationInterval.Milliseconds() },
 		},
-		EnableAnalysis: true,
+		EnableXFunctions: extendedFunctions,
+		EnableAnalysis:   true,
 	}
 }
 
