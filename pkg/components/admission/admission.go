@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -39,7 +40,14 @@ type Options struct {
 	// Live returns the live heap in bytes; default the runtime's count at
 	// the last GC, which runs often as the heap nears the limit.
 	Live func() uint64
+	// GC refreshes Live while queries are shed: after a large query ends,
+	// no collection may run for a long time to notice the freed memory.
+	// Default runtime.GC, at most once per refreshInterval.
+	GC func()
 }
+
+// refreshInterval bounds how often the guard forces a collection.
+const refreshInterval = time.Second
 
 // Guard admits and cancels queries by memory.
 type Guard struct {
@@ -66,6 +74,9 @@ func New(logger log.Logger, reg prometheus.Registerer, opts Options) *Guard {
 	}
 	if opts.Live == nil {
 		opts.Live = liveHeap
+	}
+	if opts.GC == nil {
+		opts.GC = runtime.GC
 	}
 	f := promauto.With(reg)
 	return &Guard{
@@ -133,11 +144,16 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 func (g *Guard) Run(ctx context.Context) error {
 	t := time.NewTicker(checkInterval)
 	defer t.Stop()
+	var lastGC time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if shed, _, _ := g.over(g.opts.ShedRatio); shed && time.Since(lastGC) > refreshInterval {
+			g.opts.GC()
+			lastGC = time.Now()
 		}
 		over, live, limit := g.over(g.opts.CancelRatio)
 		if !over {

@@ -91,3 +91,32 @@ func TestNoLimitNoGuard(t *testing.T) {
 		t.Fatalf("no limit: %d, want 200", code)
 	}
 }
+
+// While queries are shed, the guard refreshes the live heap by collecting,
+// at most once a second: a freed heap is noticed without waiting for the
+// next allocation-driven GC.
+func TestShedRefreshesLiveHeap(t *testing.T) {
+	var live atomic.Uint64
+	live.Store(600)
+	var gcs atomic.Int64
+	g := New(log.NewNopLogger(), prometheus.NewRegistry(), Options{ShedRatio: 0.5, CancelRatio: 0.8,
+		Limit: func() int64 { return 1000 }, Live: live.Load,
+		GC: func() { gcs.Add(1); live.Store(100) }})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = g.Run(ctx) }()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if code, _ := serve(g.Wrap(ok)); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still shedding after the heap was freed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := gcs.Load(); n != 1 {
+		t.Errorf("%d forced collections, want 1", n)
+	}
+}
