@@ -54,7 +54,7 @@ scrape_configs:
 const DefaultGoGC = 50
 
 // LoadPrometheus loads prometheus.yml with Prometheus' own loader, then applies
-// monstackd's defaults where the file sets none (GOGC) and what
+// monstackd's defaults where the file sets none (GOGC, scrape limits) and what
 // the role adds: the replica external label and an alert relabelling that
 // drops it, so Alertmanager deduplicates the alerts of the two replicas.
 // check config, start-up and reload all load through here, so they agree.
@@ -80,6 +80,7 @@ func (c *Config) LoadPrometheus(rt Runtime, logger *slog.Logger) (*promconfig.Co
 	if _, env := os.LookupEnv("GOGC"); raw.Runtime.GoGC == nil && !env {
 		pcfg.Runtime.GoGC = DefaultGoGC
 	}
+	applyScrapeLimits(pcfg, raw)
 	if err := c.applyRole(pcfg, rt.Role, file); err != nil {
 		return nil, err
 	}

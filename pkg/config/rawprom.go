@@ -9,11 +9,13 @@ import (
 
 // rawPrometheus is what LoadPrometheus needs to know about prometheus.yml
 // that the loaded config cannot tell: whether a field was set at all (after
-// loading, unset and an explicit default look the same).
+// loading, unset and an explicit default or 0 look the same).
 type rawPrometheus struct {
 	Runtime struct {
 		GoGC *int `yaml:"gogc"`
 	} `yaml:"runtime"`
+	Global        map[string]any   `yaml:"global"`
+	ScrapeConfigs []map[string]any `yaml:"scrape_configs"`
 }
 
 func readRawPrometheus(file string) (*rawPrometheus, error) {
