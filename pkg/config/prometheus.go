@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/go-kit/log"
@@ -194,6 +195,10 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 	return errs
 }
 
+// bucketTypes are the types objstore's client.NewBucket builds.
+var bucketTypes = []objstore.ObjProvider{objstore.FILESYSTEM, objstore.S3, objstore.GCS, objstore.AZURE,
+	objstore.SWIFT, objstore.COS, objstore.ALIYUNOSS, objstore.BOS, objstore.OCI, objstore.OBS}
+
 func (c *Config) checkBucket(rt Runtime) error {
 	if c.Bucket.ConfigFile == "" {
 		return nil
@@ -209,10 +214,13 @@ func (c *Config) checkBucket(rt Runtime) error {
 	if bc.Type == "" {
 		return fmt.Errorf("%s: field type: missing", file)
 	}
+	if !slices.Contains(bucketTypes, bc.Type) {
+		return fmt.Errorf("%s: field type: %q is not supported; one of %v", file, bc.Type, bucketTypes)
+	}
 	// Building the client validates the provider's own fields without I/O.
 	bkt, err := client.NewBucket(log.NewNopLogger(), content, "check", nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("%s: field config: %w", file, err)
 	}
 	return errors.Join(bkt.Close())
 }
