@@ -896,7 +896,8 @@ func TestCheckBucketErrors(t *testing.T) {
 		content string
 		want    []string
 	}{
-		{"unknown type", "type: NOPE\nconfig: {}\n", []string{"NOPE"}},
+		{"unknown type", "type: NOPE\nconfig: {}\n", []string{"field type", `"NOPE" is not supported`}},
+		{"bad provider config", "type: S3\nconfig: {bucket: b}\n", []string{"field config"}},
 		{"missing type", "config:\n  directory: /tmp/x\n", []string{"field type"}},
 		{"malformed yaml", "type: [FILESYSTEM\n", []string{"parse"}},
 	} {

@@ -3,18 +3,20 @@ package config
 import (
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
-	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/client"
 	"gopkg.in/yaml.v3"
@@ -53,52 +55,37 @@ scrape_configs:
 const DefaultGoGC = 50
 
 // LoadPrometheus loads prometheus.yml with Prometheus' own loader, then applies
-// what the role adds: the replica external label and an alert relabelling that
+// monstackd's defaults where the file sets none (GOGC, scrape limits) and what
+// the role adds: the replica external label and an alert relabelling that
 // drops it, so Alertmanager deduplicates the alerts of the two replicas.
+// check config, start-up and reload all load through here, so they agree.
 func (c *Config) LoadPrometheus(rt Runtime, logger *slog.Logger) (*promconfig.Config, error) {
 	var (
 		pcfg *promconfig.Config
 		err  error
+		raw  = &rawPrometheus{}
 		file = c.Path(c.Prometheus.ConfigFile)
 	)
-	setsGoGC := false
 	if file == "" {
 		file = "<embedded prometheus.yml>"
 		pcfg, err = promconfig.Load(fmt.Sprintf(defaultPrometheusYAML, selfTarget(rt.HTTPAddress)), logger)
 	} else {
 		pcfg, err = promconfig.LoadFile(file, false, logger)
 		if err == nil {
-			setsGoGC, err = fileSetsGoGC(file)
+			raw, err = readRawPrometheus(file)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if _, env := os.LookupEnv("GOGC"); !setsGoGC && !env {
+	if _, env := os.LookupEnv("GOGC"); raw.Runtime.GoGC == nil && !env {
 		pcfg.Runtime.GoGC = DefaultGoGC
 	}
+	applyScrapeLimits(pcfg, raw)
 	if err := c.applyRole(pcfg, rt.Role, file); err != nil {
 		return nil, err
 	}
 	return pcfg, nil
-}
-
-// fileSetsGoGC reports whether prometheus.yml has runtime.gogc: after
-// loading, the default and an explicit 75 look the same.
-func fileSetsGoGC(file string) (bool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return false, err
-	}
-	var raw struct {
-		Runtime struct {
-			GoGC *int `yaml:"gogc"`
-		} `yaml:"runtime"`
-	}
-	if err := yaml.Unmarshal(b, &raw); err != nil {
-		return false, fmt.Errorf("%s: %w", file, err)
-	}
-	return raw.Runtime.GoGC != nil, nil
 }
 
 func (c *Config) applyRole(pcfg *promconfig.Config, role Role, file string) error {
@@ -135,18 +122,38 @@ func selfTarget(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// RuleFiles expands the rule_files globs of prometheus.yml.
+// RuleFiles expands the rule_files globs of prometheus.yml. A glob that
+// matches nothing is fine, as in Prometheus, but a literal path (no glob
+// metacharacter) that does not exist is an error: Prometheus drops it
+// silently, and its alerts are never evaluated. The files found are returned
+// with the error, which joins one error per pattern.
 func RuleFiles(pcfg *promconfig.Config) ([]string, error) {
-	var files []string
+	var (
+		files []string
+		errs  []error
+	)
 	for _, pat := range pcfg.RuleFiles {
 		fs, err := filepath.Glob(pat)
 		if err != nil {
-			return nil, fmt.Errorf("rule_files: bad pattern %q: %w", pat, err)
+			errs = append(errs, fmt.Errorf("rule_files: bad pattern %q: %w", pat, err))
+			continue
+		}
+		if len(fs) == 0 && !hasGlobMeta(pat) {
+			_, err := os.Stat(pat)
+			var pe *iofs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			errs = append(errs, fmt.Errorf("rule_files: %s: %w", pat, err))
+			continue
 		}
 		files = append(files, fs...)
 	}
-	return files, nil
+	return files, errors.Join(errs...)
 }
+
+// hasGlobMeta reports whether filepath.Glob treats pat as a pattern.
+func hasGlobMeta(pat string) bool { return strings.ContainsAny(pat, `*?[\`) }
 
 // BucketYAML returns the objstore configuration: bucket.yml's content, or a
 // FILESYSTEM bucket under the data dir.
@@ -175,14 +182,11 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 		errs = append(errs, err)
 	} else {
 		files, err := RuleFiles(pcfg)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.Path(c.Prometheus.ConfigFile), err))
+		for _, e := range Errors(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Path(c.Prometheus.ConfigFile), e))
 		}
 		for _, f := range files {
-			if _, ruleErrs := rulefmt.ParseFile(f, false, pcfg.GlobalConfig.MetricNameValidationScheme); len(ruleErrs) > 0 {
-				// rulefmt's errors already name the file.
-				errs = append(errs, ruleErrs...)
-			}
+			errs = append(errs, CheckRuleFile(f, pcfg.GlobalConfig.MetricNameValidationScheme)...)
 		}
 	}
 	if err := c.checkBucket(rt); err != nil {
@@ -190,6 +194,10 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 	}
 	return errs
 }
+
+// bucketTypes are the types objstore's client.NewBucket builds.
+var bucketTypes = []objstore.ObjProvider{objstore.FILESYSTEM, objstore.S3, objstore.GCS, objstore.AZURE,
+	objstore.SWIFT, objstore.COS, objstore.ALIYUNOSS, objstore.BOS, objstore.OCI, objstore.OBS}
 
 func (c *Config) checkBucket(rt Runtime) error {
 	if c.Bucket.ConfigFile == "" {
@@ -206,10 +214,13 @@ func (c *Config) checkBucket(rt Runtime) error {
 	if bc.Type == "" {
 		return fmt.Errorf("%s: field type: missing", file)
 	}
+	if !slices.Contains(bucketTypes, bc.Type) {
+		return fmt.Errorf("%s: field type: %q is not supported; one of %v", file, bc.Type, bucketTypes)
+	}
 	// Building the client validates the provider's own fields without I/O.
 	bkt, err := client.NewBucket(log.NewNopLogger(), content, "check", nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("%s: field config: %w", file, err)
 	}
 	return errors.Join(bkt.Close())
 }

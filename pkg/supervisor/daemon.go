@@ -149,6 +149,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The validation of check config and reload: a config that every later
+	// reload would reject must not start either.
+	if errs := cfg.Check(rt, d.slogger); len(errs) > 0 {
+		for _, e := range errs {
+			level.Error(d.logger).Log("msg", "invalid configuration", "err", e)
+		}
+		return fmt.Errorf("refusing to start with an invalid configuration (%d problems, each logged above): %w", len(errs), errors.Join(errs...))
+	}
 	pcfg, err := cfg.LoadPrometheus(rt, d.slogger)
 	if err != nil {
 		return fmt.Errorf("load prometheus config: %w", err)

@@ -91,7 +91,15 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 				"rules.yml":      "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: sum(\n",
 				"bucket.yml":     "type: NOPE\nconfig: {}\n",
 			},
-			want: []string{"rules.yml", "bucket.yml"},
+			want: []string{"rules.yml: 5:15: ", `bucket.yml: field type: "NOPE" is not supported`},
+		},
+		{
+			name: "missing rule file",
+			files: map[string]string{
+				"monstack.yml":   "prometheus:\n  config_file: prometheus.yml\n",
+				"prometheus.yml": "rule_files: [gone.yml, 'none/*.yml']\n",
+			},
+			want: []string{"prometheus.yml: rule_files: ", "gone.yml: no such file or directory"},
 		},
 		{
 			name:  "replica label in the file conflicts with the role",
