@@ -49,6 +49,10 @@ type TSDBConfig struct {
 	WALCompression       bool     `yaml:"wal_compression"`
 	OutOfOrderTimeWindow Duration `yaml:"out_of_order_time_window"`
 	MaxExemplars         int64    `yaml:"max_exemplars"`
+	// MinFreeSpace is the disk space kept free under the TSDB directory:
+	// below it appends pause (queries go on) and start-up is refused,
+	// before a full disk can fail the WAL or crash the head's chunk writer.
+	MinFreeSpace Bytes `yaml:"min_free_space"`
 }
 
 // QueryConfig tunes the querier and the PromQL engines.
@@ -101,6 +105,9 @@ func Default() *Config {
 			Retention:      Duration(15 * 24 * time.Hour),
 			WALCompression: true,
 			MaxExemplars:   0,
+			// Above a WAL segment or head chunk file's 128 MiB, so that
+			// the writes in flight when appends pause still fit.
+			MinFreeSpace: 256 << 20,
 		},
 		Query: QueryConfig{
 			ReplicaLabel:         DefaultReplicaLabel,
@@ -240,6 +247,7 @@ func (c *Config) Validate() error {
 	}{
 		{"query.max_query_length", c.Query.MaxQueryLength},
 		{"query.max_request_body", c.Query.MaxRequestBody},
+		{"tsdb.min_free_space", c.TSDB.MinFreeSpace},
 	} {
 		if p.value < 0 {
 			field(p.name, "must not be negative (0 means no limit)")

@@ -120,6 +120,7 @@ tsdb:
   wal_compression: false
   out_of_order_time_window: 10m
   max_exemplars: 100
+  min_free_space: 1GiB
 query:
   replica_label: dc_replica
   timeout: 30s
@@ -153,6 +154,7 @@ web:
 			WALCompression:       false,
 			OutOfOrderTimeWindow: d(10 * time.Minute),
 			MaxExemplars:         100,
+			MinFreeSpace:         1 << 30,
 		},
 		Query: QueryConfig{
 			ReplicaLabel:         "dc_replica",

@@ -12,6 +12,7 @@ func (c *components) initRules() (parts, error) {
 		Registerer:  c.d.promReg,
 		Config:      c.cfg.Rules,
 		Storage:     st,
+		Appendable:  c.db.Appendable(),
 		QueryFunc:   rules.EngineQueryFunc(c.engine, st),
 		Notifier:    c.notifier.Manager(),
 		ExternalURL: c.externalURL,

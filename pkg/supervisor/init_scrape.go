@@ -5,7 +5,7 @@ import "github.com/monstackd/monstackd/pkg/components/scrape"
 // initScrape builds the scrape manager appending into the TSDB. It stops
 // before the TSDB closes, so that no sample goes to a closed storage.
 func (c *components) initScrape() (parts, error) {
-	scr, err := scrape.New(c.slogger("scrape manager"), c.d.promReg, c.db.DB(), c.scrapeSD)
+	scr, err := scrape.New(c.slogger("scrape manager"), c.d.promReg, c.db.Appendable(), c.scrapeSD)
 	if err != nil {
 		return parts{}, err
 	}

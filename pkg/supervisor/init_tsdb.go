@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -10,12 +11,31 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/tsdb"
 )
 
+// diskGate is the readiness gate closed while appends are paused for disk space.
+const diskGate = TSDB + "/disk"
+
 // initTSDB replays the WAL and opens the TSDB, keeping the readiness reason
 // current meanwhile. The TSDB closes after every actor has stopped:
 // scraping, rules and queries must not touch a closed storage.
 func (c *components) initTSDB() (parts, error) {
 	logger := c.logger(TSDB)
-	db := tsdb.New(filepath.Join(c.rt.DataDir, "tsdb"), c.cfg.TSDB, c.slogger(TSDB), c.d.promReg)
+	dir := filepath.Join(c.rt.DataDir, "tsdb")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return parts{}, fmt.Errorf("create TSDB directory: %w", err)
+	}
+	guard := tsdb.NewDiskGuard(dir, uint64(c.cfg.TSDB.MinFreeSpace), c.d.promReg, func(paused bool, reason string) {
+		if paused {
+			level.Error(logger).Log("msg", "disk almost full; appends paused until space returns", "reason", reason)
+			c.d.readiness.NotReady(diskGate, reason)
+			return
+		}
+		level.Info(logger).Log("msg", "disk space available again; appends resumed")
+		c.d.readiness.Ready(diskGate)
+	})
+	if err := guard.CheckStart(); err != nil {
+		return parts{}, err
+	}
+	db := tsdb.New(dir, c.cfg.TSDB, c.slogger(TSDB), c.d.promReg, guard)
 	c.d.readiness.NotReady(TSDB, "WAL replay in progress")
 	replayDone, reporterDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(reporterDone); c.d.reportReplay(db, replayDone) }()

@@ -122,12 +122,12 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 func engineOpts(logger log.Logger, cfg config.QueryConfig) engine.Opts {
 	return engine.Opts{
 		EngineOpts: promql.EngineOpts{
-			Logger:               logging.Slog(logger),
-			MaxSamples:           cfg.MaxSamples,
-			Timeout:              time.Duration(cfg.Timeout),
-			LookbackDelta:        time.Duration(cfg.LookbackDelta),
-			EnableNegativeOffset: true,
-			EnableAtModifier:     true,
+			Logger:                   logging.Slog(logger),
+			MaxSamples:               cfg.MaxSamples,
+			Timeout:                  time.Duration(cfg.Timeout),
+			LookbackDelta:            time.Duration(cfg.LookbackDelta),
+			EnableNegativeOffset:     true,
+			EnableAtModifier:         true,
 			NoStepSubqueryIntervalFn: func(int64) int64 { return defaultEvaluationInterval.Milliseconds() },
 		},
 		EnableXFunctions: extendedFunctions,

@@ -62,4 +62,3 @@ func TestLocalTimeRange(t *testing.T) {
 		t.Errorf("block and head: [%d, %d], want [0, %d]", mint, maxt, 2*time.Hour.Milliseconds())
 	}
 }
-

@@ -25,10 +25,12 @@ import (
 
 // Options configure rule evaluation.
 type Options struct {
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
-	Config      config.RulesConfig
-	Storage     storage.Storage
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Config     config.RulesConfig
+	Storage    storage.Queryable
+	// Appendable receives recording rules' samples and alert states.
+	Appendable  storage.Appendable
 	QueryFunc   rules.QueryFunc
 	Notifier    *notifier.Manager
 	ExternalURL *url.URL
@@ -71,7 +73,7 @@ func EngineQueryFunc(engine *promql.Engine, st storage.Queryable) rules.QueryFun
 func (r *Rules) newManager() *rules.Manager {
 	o := r.opts
 	return rules.NewManager(&rules.ManagerOptions{
-		Appendable:      o.Storage,
+		Appendable:      o.Appendable,
 		Queryable:       o.Storage,
 		QueryFunc:       r.recoverQuery(o.QueryFunc),
 		NotifyFunc:      r.recoverNotify(rules.SendAlerts(o.Notifier, o.ExternalURL.String())),

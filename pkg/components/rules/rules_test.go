@@ -53,6 +53,7 @@ func TestPanicRestartsRuleManager(t *testing.T) {
 		Registerer:  reg,
 		Config:      config.Default().Rules,
 		Storage:     st,
+		Appendable:  st,
 		QueryFunc:   query,
 		Notifier:    notifier.NewManager(&notifier.Options{Registerer: reg}, promconfig.DefaultGlobalConfig.MetricNameValidationScheme, logger),
 		ExternalURL: u,

@@ -81,10 +81,10 @@ func selectLabels(t *testing.T, set storage.SeriesSet) []labels.Labels {
 
 // With out-of-order ingestion the head is read around the hook: no attach.
 func TestAttachesLabelsOnlyWithoutOutOfOrder(t *testing.T) {
-	if !New(t.TempDir(), config.TSDBConfig{}, nil, nil).AttachesLabels() {
+	if !New(t.TempDir(), config.TSDBConfig{}, nil, nil, nil).AttachesLabels() {
 		t.Error("in-order TSDB does not attach labels")
 	}
-	if New(t.TempDir(), config.TSDBConfig{OutOfOrderTimeWindow: config.Duration(time.Minute)}, nil, nil).AttachesLabels() {
+	if New(t.TempDir(), config.TSDBConfig{OutOfOrderTimeWindow: config.Duration(time.Minute)}, nil, nil, nil).AttachesLabels() {
 		t.Error("out-of-order TSDB attaches labels")
 	}
 }

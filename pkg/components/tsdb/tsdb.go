@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 
@@ -26,13 +27,15 @@ type TSDB struct {
 	logger *slog.Logger
 	reg    prometheus.Registerer
 	stats  *tsdb.DBStats
+	guard  *DiskGuard
 
 	db *tsdb.DB
 }
 
 // New prepares a TSDB in dir; Open does the (possibly long) WAL replay.
-func New(dir string, cfg config.TSDBConfig, logger *slog.Logger, reg prometheus.Registerer) *TSDB {
-	return &TSDB{dir: dir, opts: Options(cfg), logger: logger, reg: reg, stats: tsdb.NewDBStats()}
+// guard pauses appends when the disk runs low.
+func New(dir string, cfg config.TSDBConfig, logger *slog.Logger, reg prometheus.Registerer, guard *DiskGuard) *TSDB {
+	return &TSDB{dir: dir, opts: Options(cfg), logger: logger, reg: reg, stats: tsdb.NewDBStats(), guard: guard}
 }
 
 // Options maps monstack.yml's tsdb section onto TSDB options.
@@ -71,6 +74,10 @@ func (t *TSDB) Open() error {
 
 // DB returns the open database; nil before Open.
 func (t *TSDB) DB() *tsdb.DB { return t.db }
+
+// Appendable is where scrapes and rules append: the database behind the
+// disk guard.
+func (t *TSDB) Appendable() storage.Appendable { return t.guard.Appendable(t.db) }
 
 // Dir returns the TSDB directory.
 func (t *TSDB) Dir() string { return t.dir }
