@@ -107,7 +107,12 @@ func Listen(logger log.Logger, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on --http.address %s: %w", opts.Address, err)
 	}
 	s := &Server{logger: logger, opts: opts, lis: lis}
-	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 30 * time.Second}
+	s.srv = &http.Server{
+		Handler:           s.mux(),
+		ReadHeaderTimeout: 30 * time.Second,
+		// TLS handshake failures and the like, as Prometheus logs them.
+		ErrorLog: slog.NewLogLogger(opts.Slogger.Handler(), slog.LevelError),
+	}
 	return s, nil
 }
 
