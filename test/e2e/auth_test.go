@@ -184,6 +184,9 @@ scrape_configs:
 		"--grpc-server-tls-cert="+p.serverCert, "--grpc-server-tls-key="+p.serverKey, "--grpc-server-tls-client-ca="+p.ca)
 	base := "https://" + d.http
 	eventually(t, 60*time.Second, "monstackd ready over HTTPS", func() error {
+		if !d.alive() {
+			t.Fatalf("monstackd exited: %v", d.err)
+		}
 		code, body, err := p.httpsGet(base+"/-/ready", true, true)
 		if err != nil {
 			return err
