@@ -16,6 +16,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/version"
 
+	"github.com/monstackd/monstackd/pkg/components/grpcserver"
 	"github.com/monstackd/monstackd/pkg/config"
 	"github.com/monstackd/monstackd/pkg/logging"
 	"github.com/monstackd/monstackd/pkg/supervisor"
@@ -34,6 +35,11 @@ type flags struct {
 	pprof       bool
 	memlimit    bool
 	memRatio    float64
+
+	webConfigFile   string
+	enableLifecycle bool
+	enableAdminAPI  bool
+	grpcTLS         grpcserver.TLS
 }
 
 func main() {
@@ -55,6 +61,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.Flag("web.enable-pprof", "Serve /debug/pprof on the HTTP port.").Default("true").BoolVar(&f.pprof)
+	app.Flag("web.config.file", "Exporter-toolkit web config file (TLS, client certificates, basic auth) for the HTTP port, as Prometheus'; empty serves plain HTTP.").
+		Default("").StringVar(&f.webConfigFile)
+	app.Flag("web.enable-lifecycle", "Serve POST/PUT /-/reload and /-/quit (shutdown); off, they answer 403. SIGHUP reloads either way.").
+		Default("false").BoolVar(&f.enableLifecycle)
+	app.Flag("web.enable-admin-api", "Serve Prometheus' admin TSDB endpoints (delete series, clean tombstones, snapshot) under /prometheus/api/v1/admin.").
+		Default("false").BoolVar(&f.enableAdminAPI)
+	app.Flag("grpc-server-tls-cert", "TLS certificate for the gRPC server; empty serves plaintext.").Default("").StringVar(&f.grpcTLS.Cert)
+	app.Flag("grpc-server-tls-key", "TLS key for the gRPC server; set with --grpc-server-tls-cert.").Default("").StringVar(&f.grpcTLS.Key)
+	app.Flag("grpc-server-tls-client-ca", "CA the gRPC server verifies client certificates against; set, a client certificate is required.").
+		Default("").StringVar(&f.grpcTLS.ClientCA)
 	app.Flag("auto-gomemlimit", "Set GOMEMLIMIT from the container's (cgroup) or else the system's memory, as Prometheus does.").
 		Default("true").BoolVar(&f.memlimit)
 	app.Flag("auto-gomemlimit.ratio", "Share of that memory GOMEMLIMIT is set to, in (0, 1].").Default("0.9").FloatVar(&f.memRatio)
@@ -109,13 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f.memlimit {
 		setMemLimit(log.With(logger, "component", "automemlimit"), f.memRatio)
 	}
-	d := supervisor.New(logger, supervisor.Options{
-		ConfigFile:  f.configFile,
-		Runtime:     runtime(f, role),
-		GRPCAddress: f.grpcAddress,
-		EnablePprof: f.pprof,
-		Flags:       flagMap(app),
-	})
+	d := supervisor.New(logger, options(f, role, flagMap(app)))
 	level.Info(logger).Log("msg", "starting monstackd", "version", version.Info(), "role", role.Name, "config", configName(f.configFile))
 	if err := d.Run(context.Background()); err != nil {
 		level.Error(logger).Log("msg", "monstackd stopped with an error", "err", err)
@@ -138,6 +148,20 @@ func setMemLimit(logger log.Logger, ratio float64) {
 	}
 }
 
+func options(f flags, role config.Role, flagMap map[string]string) supervisor.Options {
+	return supervisor.Options{
+		ConfigFile:      f.configFile,
+		Runtime:         runtime(f, role),
+		GRPCAddress:     f.grpcAddress,
+		GRPCTLS:         f.grpcTLS,
+		WebConfigFile:   f.webConfigFile,
+		EnablePprof:     f.pprof,
+		EnableLifecycle: f.enableLifecycle,
+		EnableAdminAPI:  f.enableAdminAPI,
+		Flags:           flagMap,
+	}
+}
+
 func runtime(f flags, role config.Role) config.Runtime {
 	return config.Runtime{Role: role, DataDir: f.dataDir, HTTPAddress: f.httpAddress}
 }
@@ -152,15 +176,17 @@ func load(f flags) (config.Role, *config.Config, error) {
 }
 
 // checkConfig prints one line per problem and exits 1 if there is any.
+// The files the flags name (--web.config.file, --grpc-server-tls-*) are
+// checked too.
 func checkConfig(f flags, stdout, stderr io.Writer) int {
 	role, cfg, err := load(f)
+	var errs []error
 	if err != nil {
-		for _, e := range config.Errors(err) {
-			fmt.Fprintf(stderr, "FAILED: %s\n", e)
-		}
-		return 1
+		errs = config.Errors(err)
+	} else {
+		errs = cfg.Check(runtime(f, role), logging.Slog(log.NewNopLogger()))
 	}
-	errs := cfg.Check(runtime(f, role), logging.Slog(log.NewNopLogger()))
+	errs = append(errs, options(f, role, nil).Check()...)
 	for _, e := range errs {
 		fmt.Fprintf(stderr, "FAILED: %s\n", e)
 	}

@@ -26,6 +26,7 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	promdiscovery "github.com/prometheus/prometheus/discovery"
 
+	"github.com/monstackd/monstackd/pkg/components/grpcserver"
 	"github.com/monstackd/monstackd/pkg/components/web"
 	"github.com/monstackd/monstackd/pkg/config"
 	"github.com/monstackd/monstackd/pkg/logging"
@@ -46,7 +47,16 @@ type Options struct {
 	ConfigFile  string
 	Runtime     config.Runtime
 	GRPCAddress string
-	EnablePprof bool
+	// GRPCTLS are the gRPC server's TLS files; zero serves plaintext.
+	GRPCTLS grpcserver.TLS
+	// WebConfigFile is the HTTP server's exporter-toolkit web config (TLS,
+	// client certificates, basic auth); "" serves plain HTTP.
+	WebConfigFile string
+	EnablePprof   bool
+	// EnableLifecycle serves POST /-/reload and /-/quit; SIGHUP reloads either way.
+	EnableLifecycle bool
+	// EnableAdminAPI serves Prometheus' admin TSDB endpoints.
+	EnableAdminAPI bool
 	// Flags are shown by Prometheus' /api/v1/status/flags.
 	Flags   map[string]string
 	Backoff Backoff
@@ -67,6 +77,8 @@ type Daemon struct {
 	slogger   *slog.Logger
 	readiness *Readiness
 	term, hup chan os.Signal
+	quit      chan struct{} // closed by /-/quit
+	quitOnce  sync.Once
 
 	promReg prometheus.Registerer // Prometheus components, as in the prometheus binary.
 	regMtx  sync.Mutex
@@ -91,6 +103,7 @@ func New(logger log.Logger, opts Options) *Daemon {
 		logger:    logger,
 		slogger:   logging.Slog(logger),
 		readiness: NewReadiness(),
+		quit:      make(chan struct{}),
 		promReg:   prometheus.DefaultRegisterer,
 		regs:      []prometheus.Gatherer{prometheus.DefaultGatherer},
 	}
@@ -110,6 +123,22 @@ func New(logger log.Logger, opts Options) *Daemon {
 	d.promReg.MustRegister(versioncollector.NewCollector("monstackd"))
 	return d
 }
+
+// Check validates the files the options name (the web config, the gRPC TLS
+// files), as start-up would; `monstackd check config` reports them.
+func (o Options) Check() []error {
+	var errs []error
+	if err := web.ValidateWebConfig(o.WebConfigFile); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.GRPCTLS.Config(log.NewNopLogger()); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// requestQuit ends the daemon as SIGTERM does (/-/quit); it returns at once.
+func (d *Daemon) requestQuit() { d.quitOnce.Do(func() { close(d.quit) }) }
 
 // newRegistry returns a registry that /metrics gathers too.
 func (d *Daemon) newRegistry() *prometheus.Registry {

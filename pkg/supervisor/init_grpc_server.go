@@ -6,7 +6,7 @@ import "github.com/monstackd/monstackd/pkg/components/grpcserver"
 // fails start-up at once, and READY=1 is never sent before gRPC accepts.
 // Modules register their services before the group starts serving.
 func (c *components) initGRPCServer() (parts, error) {
-	srv, err := grpcserver.Listen(c.logger(GRPCServer), c.registry(), c.d.opts.GRPCAddress)
+	srv, err := grpcserver.Listen(c.logger(GRPCServer), c.registry(), c.d.opts.GRPCAddress, c.d.opts.GRPCTLS)
 	if err != nil {
 		return parts{}, err
 	}

@@ -8,12 +8,16 @@ import "github.com/monstackd/monstackd/pkg/components/web"
 func (c *components) initHTTPServer() (parts, error) {
 	d := c.d
 	srv, err := web.Listen(c.logger(HTTPServer), web.Options{
-		Address:     c.rt.HTTPAddress,
-		EnablePprof: d.opts.EnablePprof,
-		Gatherer:    d.Gatherer(),
-		Ready:       d.readiness,
-		IsReady:     d.readiness.IsReady,
-		Reload:      d.reload,
+		Address:         c.rt.HTTPAddress,
+		WebConfigFile:   d.opts.WebConfigFile,
+		EnablePprof:     d.opts.EnablePprof,
+		EnableLifecycle: d.opts.EnableLifecycle,
+		Gatherer:        d.Gatherer(),
+		Ready:           d.readiness,
+		IsReady:         d.readiness.IsReady,
+		Reload:          d.reload,
+		Quit:            d.requestQuit,
+		Slogger:         c.slogger(HTTPServer),
 		Limits: web.Limits{
 			MaxRequestBody: int64(c.cfg.Query.MaxRequestBody),
 			MaxQueryLength: int64(c.cfg.Query.MaxQueryLength),

@@ -27,6 +27,7 @@ func (c *components) initPrometheusAPI() (parts, error) {
 		Gatherer:      d.Gatherer(),
 		Registerer:    d.promReg,
 		IsReady:       d.readiness.IsReady,
+		EnableAdmin:   d.opts.EnableAdminAPI,
 	})
 	c.promAPI = api
 	return parts{reloaders: []reloader{{name: "prometheus_api", reload: api.ApplyConfig}}}, nil

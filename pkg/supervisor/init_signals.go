@@ -8,7 +8,7 @@ import (
 // initSignals is the first actor interrupted and the last initialised: it
 // tells systemd READY=1 once every module is up (ports bound, WAL replayed,
 // first config applied), reloads on SIGHUP, and ends the group on
-// SIGTERM/SIGINT or when the daemon's context ends.
+// SIGTERM/SIGINT, a /-/quit request or the end of the daemon's context.
 func (c *components) initSignals() (parts, error) {
 	d := c.d
 	logger := c.logger(Signals)
@@ -20,6 +20,9 @@ func (c *components) initSignals() (parts, error) {
 				select {
 				case s := <-d.term:
 					level.Info(logger).Log("msg", "received signal, shutting down", "signal", s)
+					return nil
+				case <-d.quit:
+					level.Info(logger).Log("msg", "termination requested via /-/quit, shutting down")
 					return nil
 				case <-d.hup:
 					_ = d.reload()

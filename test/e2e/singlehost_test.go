@@ -118,7 +118,7 @@ func TestSingleHost(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 
 	sock, notifications := notifySocket(t)
-	d := startDaemon(t, dataDir, []string{"NOTIFY_SOCKET=" + sock}, "--config.file="+monstackFile, "--role=replica-a")
+	d := startDaemon(t, dataDir, []string{"NOTIFY_SOCKET=" + sock}, "--config.file="+monstackFile, "--role=replica-a", "--web.enable-lifecycle")
 	expectNotify(t, notifications, "READY=1")
 
 	t.Run("GOMEMLIMIT follows the memory available", func(t *testing.T) {
@@ -326,7 +326,7 @@ func TestSingleHost(t *testing.T) {
 		}
 		expectNotify(t, notifications, "STOPPING=1")
 
-		d2 := startDaemon(t, dataDir, nil, "--config.file="+monstackFile, "--role=replica-a")
+		d2 := startDaemon(t, dataDir, nil, "--config.file="+monstackFile, "--role=replica-a", "--web.enable-lifecycle")
 		after, err := d2.scalarOf(q, at)
 		if err != nil {
 			t.Fatal(err)

@@ -7,10 +7,13 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -23,11 +26,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	thanostls "github.com/thanos-io/thanos/pkg/tls"
 
 	// Thanos' non-pooling proto codec, as the thanos binary registers it.
 	_ "github.com/thanos-io/thanos/pkg/extgrpc"
@@ -46,8 +52,58 @@ type Server struct {
 	stop   sync.Once
 }
 
+// TLS names the server's TLS files, as Thanos' --grpc-server-tls-* flags.
+// All empty serves plaintext; Cert and Key enable TLS; ClientCA (which
+// needs them) requires and verifies client certificates.
+type TLS struct {
+	Cert, Key, ClientCA string
+}
+
+// minTLSVersion is Thanos' default --grpc-server-tls-min-version.
+const minTLSVersion = "1.3"
+
+// Config checks the files and returns the server's TLS config, nil for
+// plaintext. The certificate and key are re-read when they change, as in
+// Thanos.
+func (t TLS) Config(logger log.Logger) (*tls.Config, error) {
+	if t == (TLS{}) {
+		return nil, nil
+	}
+	switch {
+	case t.Cert == "" && t.Key == "":
+		return nil, errors.New("--grpc-server-tls-client-ca needs --grpc-server-tls-cert and --grpc-server-tls-key")
+	case t.Key == "":
+		return nil, errors.New("--grpc-server-tls-cert is set without --grpc-server-tls-key")
+	case t.Cert == "":
+		return nil, errors.New("--grpc-server-tls-key is set without --grpc-server-tls-cert")
+	}
+	if t.ClientCA != "" {
+		// Thanos' helper returns no error (and no TLS) for a file without
+		// a certificate: check it first.
+		pem, err := os.ReadFile(t.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--grpc-server-tls-client-ca: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--grpc-server-tls-client-ca %s: no PEM certificate found", t.ClientCA)
+		}
+	}
+	cfg, err := thanostls.NewServerConfig(logger, t.Cert, t.Key, t.ClientCA, minTLSVersion, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--grpc-server-tls-cert %s, --grpc-server-tls-key %s: %w", t.Cert, t.Key, err)
+	}
+	if cfg == nil {
+		return nil, errors.New("gRPC server TLS: no configuration built")
+	}
+	return cfg, nil
+}
+
 // Listen binds address and builds the server; reg receives its metrics.
-func Listen(logger log.Logger, reg prometheus.Registerer, address string) (*Server, error) {
+func Listen(logger log.Logger, reg prometheus.Registerer, address string, tlsFiles TLS) (*Server, error) {
+	tlsCfg, err := tlsFiles.Config(logger)
+	if err != nil {
+		return nil, err
+	}
 	lis, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc.address %s: %w", address, err)
@@ -68,14 +124,18 @@ func Listen(logger log.Logger, reg prometheus.Registerer, address string) (*Serv
 		level.Error(logger).Log("msg", "recovered from panic", "panic", p, "stack", debug.Stack())
 		return status.Errorf(codes.Internal, "%s", p)
 	})
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// StoreAPI responses routinely exceed gRPC's 4 MB default (as in Thanos).
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxRecvMsgSize(math.MaxInt32),
 		grpc.ChainUnaryInterceptor(grpc_recovery.UnaryServerInterceptor(recovery), met.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(grpc_recovery.StreamServerInterceptor(recovery), met.StreamServerInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
-	)
+	}
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	srv := grpc.NewServer(opts...)
 	reg.MustRegister(met)
 	s := &Server{logger: logger, lis: lis, srv: srv, health: health.NewServer(), met: met}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -43,6 +43,9 @@ type PrometheusAPIOptions struct {
 	Gatherer      prometheus.Gatherer
 	Registerer    prometheus.Registerer
 	IsReady       func() bool
+	// EnableAdmin serves the admin TSDB endpoints (delete series, clean
+	// tombstones, snapshot), as Prometheus' --web.enable-admin-api.
+	EnableAdmin bool
 }
 
 // PrometheusAPI is Prometheus' v1 HTTP API over the local TSDB.
@@ -103,7 +106,7 @@ func NewPrometheusAPI(o PrometheusAPIOptions) *PrometheusAPI {
 		ready,
 		o.Admin,
 		o.DBDir,
-		false, // admin API (delete series, snapshots) stays off.
+		o.EnableAdmin,
 		o.Logger,
 		func(context.Context) api_v1.RulesRetriever { return o.Rules() },
 		5e7, 10, 1048576, // remote read limits, Prometheus' defaults.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 )
 
 const shutdownGracePeriod = 5 * time.Second
@@ -48,9 +50,16 @@ var PrometheusPaths = []string{
 
 // Options configure the server.
 type Options struct {
-	Address     string
-	EnablePprof bool
-	Gatherer    prometheus.Gatherer
+	Address string
+	// WebConfigFile is an exporter-toolkit web config (TLS, client
+	// certificates, basic auth), as Prometheus' --web.config.file; "" serves
+	// plain HTTP. The toolkit re-reads it for every connection and request.
+	WebConfigFile string
+	EnablePprof   bool
+	// EnableLifecycle serves /-/reload and /-/quit; without it they answer
+	// 403, as in Prometheus without --web.enable-lifecycle.
+	EnableLifecycle bool
+	Gatherer        prometheus.Gatherer
 	// Ready serves /-/ready; IsReady gates the APIs until the first config is loaded.
 	Ready   http.Handler
 	IsReady func() bool
@@ -58,6 +67,20 @@ type Options struct {
 	Reload func() error
 	// Limits apply to every API request before it is parsed.
 	Limits Limits
+	// Quit asks the daemon to shut down gracefully, for /-/quit; it must
+	// not block until the shutdown is done.
+	Quit func()
+	// Slogger is the exporter toolkit's logger; nil discards its lines.
+	Slogger *slog.Logger
+}
+
+// ValidateWebConfig reads an exporter-toolkit web config file and the
+// certificates it names, as Listen does; "" is valid.
+func ValidateWebConfig(file string) error {
+	if err := toolkitweb.Validate(file); err != nil {
+		return fmt.Errorf("--web.config.file %s: %w", file, err)
+	}
+	return nil
 }
 
 // Server is the HTTP server.
@@ -68,17 +91,30 @@ type Server struct {
 	srv    *http.Server
 	routes atomic.Pointer[Routes]
 	stop   sync.Once
+	quit   sync.Once
 }
 
-// Listen binds the address, so that a port in use fails before the long
-// TSDB open, and serves health, readiness and metrics at once.
+// Listen checks the web config file and binds the address, so that a bad
+// file or a port in use fails before the long TSDB open; Serve then serves
+// health, readiness and metrics at once.
 func Listen(logger log.Logger, opts Options) (*Server, error) {
+	if err := ValidateWebConfig(opts.WebConfigFile); err != nil {
+		return nil, err
+	}
+	if opts.Slogger == nil {
+		opts.Slogger = slog.New(slog.DiscardHandler)
+	}
 	lis, err := net.Listen("tcp", opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --http.address %s: %w", opts.Address, err)
 	}
 	s := &Server{logger: logger, opts: opts, lis: lis}
-	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 30 * time.Second}
+	s.srv = &http.Server{
+		Handler:           s.mux(),
+		ReadHeaderTimeout: 30 * time.Second,
+		// TLS handshake failures and the like, as Prometheus logs them.
+		ErrorLog: slog.NewLogLogger(opts.Slogger.Handler(), slog.LevelError),
+	}
 	return s, nil
 }
 
@@ -94,7 +130,8 @@ func (s *Server) mux() *http.ServeMux {
 		fmt.Fprintln(w, "monstackd is Healthy.")
 	})
 	mux.Handle("/-/ready", s.opts.Ready)
-	mux.HandleFunc("/-/reload", s.reload)
+	mux.HandleFunc("/-/reload", s.lifecycle(s.reload))
+	mux.HandleFunc("/-/quit", s.lifecycle(s.quitHandler))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	if s.opts.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -143,11 +180,39 @@ func (s *Server) gated(h func(*Routes) http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost && req.Method != http.MethodPut {
-		http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
+// lifecycle admits POST and PUT to h, and only with EnableLifecycle: the
+// answers are Prometheus'.
+func (s *Server) lifecycle(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost && req.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "use POST or PUT", http.StatusMethodNotAllowed)
+			return
+		}
+		if !s.opts.EnableLifecycle {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, "Lifecycle API is not enabled.")
+			return
+		}
+		h(w, req)
+	}
+}
+
+func (s *Server) quitHandler(w http.ResponseWriter, _ *http.Request) {
+	first := false
+	s.quit.Do(func() {
+		first = true
+		level.Info(s.logger).Log("msg", "termination requested via /-/quit")
+		s.opts.Quit()
+	})
+	if !first {
+		fmt.Fprint(w, "Termination already in progress.")
 		return
 	}
+	fmt.Fprint(w, "Requesting termination... Goodbye!")
+}
+
+func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 	if err := s.opts.Reload(); err != nil {
 		if errors.Is(err, ErrNotReady) {
 			http.Error(w, fmt.Sprintf("cannot reload yet: %s", err), http.StatusServiceUnavailable)
@@ -157,9 +222,12 @@ func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// Serve serves until Shutdown.
+// Serve serves until Shutdown, through the exporter toolkit: TLS and basic
+// auth as the web config file says.
 func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.lis); !errors.Is(err, http.ErrServerClosed) {
+	file := s.opts.WebConfigFile
+	err := toolkitweb.Serve(s.lis, s.srv, &toolkitweb.FlagConfig{WebConfigFile: &file}, s.opts.Slogger)
+	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve HTTP: %w", err)
 	}
 	return nil

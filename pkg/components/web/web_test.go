@@ -39,7 +39,8 @@ func TestServerGatesAPIsUntilReadyAndRoutesByPath(t *testing.T) {
 				io.WriteString(w, "tsdb: not ready: WAL replay in progress")
 			}
 		}),
-		IsReady: ready.Load,
+		IsReady:         ready.Load,
+		EnableLifecycle: true,
 		Reload: func() error {
 			if reloads.Add(1) == 1 {
 				return errors.New("prometheus.yml: bad")
