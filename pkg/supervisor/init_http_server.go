@@ -14,7 +14,7 @@ func (c *components) initHTTPServer() (parts, error) {
 		EnableLifecycle: d.opts.EnableLifecycle,
 		Gatherer:        d.Gatherer(),
 		Ready:           d.readiness,
-		IsReady:         d.readiness.IsReady,
+		IsReady:         d.readiness.Started,
 		Reload:          d.reload,
 		Quit:            d.requestQuit,
 		Slogger:         c.slogger(HTTPServer),

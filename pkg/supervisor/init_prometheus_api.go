@@ -26,7 +26,7 @@ func (c *components) initPrometheusAPI() (parts, error) {
 		Retention:     c.cfg.TSDB.Retention.String(),
 		Gatherer:      d.Gatherer(),
 		Registerer:    d.promReg,
-		IsReady:       d.readiness.IsReady,
+		IsReady:       d.readiness.Started,
 		EnableAdmin:   d.opts.EnableAdminAPI,
 	})
 	c.promAPI = api

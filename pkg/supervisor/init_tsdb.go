@@ -11,8 +11,9 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/tsdb"
 )
 
-// diskGate is the readiness gate closed while appends are paused for disk space.
-const diskGate = TSDB + "/disk"
+// diskCondition makes the daemon unready (its APIs still answer) while
+// appends are paused for disk space.
+const diskCondition = TSDB + "/disk"
 
 // initTSDB replays the WAL and opens the TSDB, keeping the readiness reason
 // current meanwhile. The TSDB closes after every actor has stopped:
@@ -26,11 +27,11 @@ func (c *components) initTSDB() (parts, error) {
 	guard := tsdb.NewDiskGuard(dir, uint64(c.cfg.TSDB.MinFreeSpace), c.d.promReg, func(paused bool, reason string) {
 		if paused {
 			level.Error(logger).Log("msg", "disk almost full; appends paused until space returns", "reason", reason)
-			c.d.readiness.NotReady(diskGate, reason)
+			c.d.readiness.SetFailing(diskCondition, reason)
 			return
 		}
 		level.Info(logger).Log("msg", "disk space available again; appends resumed")
-		c.d.readiness.Ready(diskGate)
+		c.d.readiness.SetFailing(diskCondition, "")
 	})
 	if err := guard.CheckStart(); err != nil {
 		return parts{}, err

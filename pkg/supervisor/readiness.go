@@ -9,18 +9,41 @@ import (
 )
 
 // Readiness aggregates the state of the in-process components. Gates must all
-// be open for the daemon to be ready (TSDB replayed, first config loaded);
-// degraded components (a non-critical one restarting) are reported in the
+// be open for the daemon to be ready and for its APIs to answer (TSDB
+// replayed, first config loaded). Failing conditions (appends paused on a
+// full disk) make it unready while the APIs keep answering: a load balancer
+// should prefer the other replica, a person can still query this one.
+// Degraded components (a non-critical one restarting) are reported in the
 // detail without making the daemon unready, because it still ingests and answers.
 type Readiness struct {
 	mtx      sync.RWMutex
 	gates    map[string]string
+	failing  map[string]string
 	degraded map[string]error
 }
 
 // NewReadiness returns a readiness with no gate closed.
 func NewReadiness() *Readiness {
-	return &Readiness{gates: map[string]string{}, degraded: map[string]error{}}
+	return &Readiness{gates: map[string]string{}, failing: map[string]string{}, degraded: map[string]error{}}
+}
+
+// SetFailing records (reason != "") or clears a condition that makes the
+// daemon unready without closing its APIs.
+func (r *Readiness) SetFailing(name, reason string) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	if reason == "" {
+		delete(r.failing, name)
+		return
+	}
+	r.failing[name] = reason
+}
+
+// Started reports whether every gate is open: the APIs may answer.
+func (r *Readiness) Started() bool {
+	r.mtx.RLock()
+	defer r.mtx.RUnlock()
+	return len(r.gates) == 0
 }
 
 // NotReady closes the gate name with the reason shown on /-/ready.
@@ -48,11 +71,11 @@ func (r *Readiness) SetDegraded(name string, err error) {
 	r.degraded[name] = err
 }
 
-// IsReady reports whether every gate is open.
+// IsReady reports whether every gate is open and no condition fails.
 func (r *Readiness) IsReady() bool {
 	r.mtx.RLock()
 	defer r.mtx.RUnlock()
-	return len(r.gates) == 0
+	return len(r.gates) == 0 && len(r.failing) == 0
 }
 
 // Detail lists closed gates and degraded components, one per line, sorted.
@@ -61,6 +84,9 @@ func (r *Readiness) Detail() []string {
 	defer r.mtx.RUnlock()
 	var lines []string
 	for name, reason := range r.gates {
+		lines = append(lines, fmt.Sprintf("%s: not ready: %s", name, reason))
+	}
+	for name, reason := range r.failing {
 		lines = append(lines, fmt.Sprintf("%s: not ready: %s", name, reason))
 	}
 	for name, err := range r.degraded {

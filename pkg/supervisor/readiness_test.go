@@ -220,3 +220,22 @@ func TestReadinessConcurrentUse(t *testing.T) {
 	}
 	assertDetail(t, r)
 }
+
+// A failing condition makes /-/ready answer 503 with the reason while the
+// APIs, gated on start-up only, keep answering.
+func TestFailingConditionKeepsAPIs(t *testing.T) {
+	r := NewReadiness()
+	r.SetFailing("tsdb/disk", "appends paused: 1MiB free")
+	if r.IsReady() || !r.Started() {
+		t.Fatalf("IsReady %t Started %t, want false and true", r.IsReady(), r.Started())
+	}
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/-/ready", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "tsdb/disk: not ready: appends paused: 1MiB free") {
+		t.Fatalf("/-/ready %d %q", rec.Code, rec.Body.String())
+	}
+	r.SetFailing("tsdb/disk", "")
+	if !r.IsReady() {
+		t.Fatal("still unready after the condition cleared")
+	}
+}

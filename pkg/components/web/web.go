@@ -60,7 +60,8 @@ type Options struct {
 	// 403, as in Prometheus without --web.enable-lifecycle.
 	EnableLifecycle bool
 	Gatherer        prometheus.Gatherer
-	// Ready serves /-/ready; IsReady gates the APIs until the first config is loaded.
+	// Ready serves /-/ready; IsReady gates the APIs until start-up is done
+	// (WAL replayed, first config applied).
 	Ready   http.Handler
 	IsReady func() bool
 	// Reload runs a configuration reload for /-/reload.
