@@ -66,6 +66,10 @@ type module struct {
 	name string
 	kind kind
 	deps []string
+	// before lists modules this one must be initialised before, for hooks
+	// they take at init (the shipper's block retention hook, installed
+	// before the TSDB opens); a dependency declared from the other side.
+	before []string
 	// last orders the module after every other enabled one: it is
 	// initialised last and interrupted first.
 	last    bool
@@ -157,6 +161,11 @@ func buildGraph(mods []module, role config.Role, cfg *config.Config) (graph, err
 		declared[m.name] = true
 	}
 	for _, m := range enabled {
+		for _, b := range m.before {
+			if !declared[b] {
+				return nil, fmt.Errorf("module %s is ordered before %s, which is not declared", m.name, b)
+			}
+		}
 		for _, d := range m.deps {
 			switch {
 			case !declared[d]:
@@ -173,7 +182,10 @@ func buildGraph(mods []module, role config.Role, cfg *config.Config) (graph, err
 func order(mods []module) (graph, error) {
 	deps := map[string][]string{}
 	for _, m := range mods {
-		deps[m.name] = m.deps
+		deps[m.name] = append(deps[m.name], m.deps...)
+		for _, b := range m.before {
+			deps[b] = append(deps[b], m.name)
+		}
 		if m.last {
 			deps[m.name] = nil
 			for _, o := range mods {

@@ -144,6 +144,15 @@ func TestBuildGraphErrors(t *testing.T) {
 	if got := names(g); !reflect.DeepEqual(got, []string{"a", "c", "d", "z"}) {
 		t.Errorf("order %v, want [a c d z]", got)
 	}
+	// before: a hook declared from the other side orders like a dependency.
+	g, err = buildGraph([]module{{name: "tsdb"}, {name: "shipper", before: []string{"tsdb"}}},
+		config.Role{Name: "standalone"}, config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(g); !reflect.DeepEqual(got, []string{"shipper", "tsdb"}) {
+		t.Errorf("order %v, want [shipper tsdb]", got)
+	}
 }
 
 // `monstackd components` prints the table in init order with the same
