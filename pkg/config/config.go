@@ -85,11 +85,16 @@ type RulesConfig struct {
 	NotificationQueueSize int      `yaml:"notification_queue_capacity"`
 }
 
-// BucketConfig points to the object storage in Thanos' objstore format.
+// BucketConfig is the object storage in Thanos' objstore format: a
+// bucket.yml file, or its fields inline. Neither selects a FILESYSTEM
+// bucket under <data.dir>/bucket.
 type BucketConfig struct {
-	// ConfigFile is the path of bucket.yml. Empty selects a FILESYSTEM bucket
-	// under <data.dir>/bucket.
+	// ConfigFile is the path of an unchanged Thanos bucket.yml.
 	ConfigFile string `yaml:"config_file"`
+	// Type, Config and Prefix are bucket.yml's fields, inline.
+	Type   string         `yaml:"type,omitempty"`
+	Config map[string]any `yaml:"config,omitempty"`
+	Prefix string         `yaml:"prefix,omitempty"`
 }
 
 // WebConfig tunes the HTTP side.
@@ -266,6 +271,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.ShedMemoryRatio > 0 && c.Query.CancelMemoryRatio > 0 && c.Query.ShedMemoryRatio > c.Query.CancelMemoryRatio {
 		field("query.shed_memory_ratio", "%g must not be above query.cancel_memory_ratio %g", c.Query.ShedMemoryRatio, c.Query.CancelMemoryRatio)
+	}
+	if c.Bucket.ConfigFile != "" && (c.Bucket.Type != "" || len(c.Bucket.Config) > 0 || c.Bucket.Prefix != "") {
+		field("bucket.config_file", "set either config_file or the inline type/config/prefix, not both")
+	}
+	if c.Bucket.Type == "" && (len(c.Bucket.Config) > 0 || c.Bucket.Prefix != "") {
+		field("bucket.type", "missing: config and prefix need a type")
 	}
 	if c.Web.ExternalURL != "" {
 		if u, err := url.Parse(c.Web.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

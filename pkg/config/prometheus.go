@@ -9,17 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
-	"github.com/go-kit/log"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
-	"github.com/thanos-io/objstore"
-	"github.com/thanos-io/objstore/client"
-	"gopkg.in/yaml.v3"
 
 	// Registers every service discovery mechanism so that prometheus.yml files
 	// using *_sd_configs load unchanged.
@@ -155,24 +150,6 @@ func RuleFiles(pcfg *promconfig.Config) ([]string, error) {
 // hasGlobMeta reports whether filepath.Glob treats pat as a pattern.
 func hasGlobMeta(pat string) bool { return strings.ContainsAny(pat, `*?[\`) }
 
-// BucketYAML returns the objstore configuration: bucket.yml's content, or a
-// FILESYSTEM bucket under the data dir.
-func (c *Config) BucketYAML(rt Runtime) (content []byte, file string, err error) {
-	if c.Bucket.ConfigFile == "" {
-		b, err := yaml.Marshal(client.BucketConfig{
-			Type:   objstore.FILESYSTEM,
-			Config: map[string]string{"directory": filepath.Join(rt.DataDir, "bucket")},
-		})
-		return b, "<embedded bucket.yml>", err
-	}
-	file = c.Path(c.Bucket.ConfigFile)
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, file, fmt.Errorf("read bucket config: %w", err)
-	}
-	return b, file, nil
-}
-
 // Check validates monstack.yml and every file it points to, returning one
 // error per problem, each naming its file.
 func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
@@ -193,34 +170,4 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 		errs = append(errs, err)
 	}
 	return errs
-}
-
-// bucketTypes are the types objstore's client.NewBucket builds.
-var bucketTypes = []objstore.ObjProvider{objstore.FILESYSTEM, objstore.S3, objstore.GCS, objstore.AZURE,
-	objstore.SWIFT, objstore.COS, objstore.ALIYUNOSS, objstore.BOS, objstore.OCI, objstore.OBS}
-
-func (c *Config) checkBucket(rt Runtime) error {
-	if c.Bucket.ConfigFile == "" {
-		return nil
-	}
-	content, file, err := c.BucketYAML(rt)
-	if err != nil {
-		return err
-	}
-	var bc client.BucketConfig
-	if err := yaml.Unmarshal(content, &bc); err != nil {
-		return fmt.Errorf("%s: parse: %w", file, err)
-	}
-	if bc.Type == "" {
-		return fmt.Errorf("%s: field type: missing", file)
-	}
-	if !slices.Contains(bucketTypes, bc.Type) {
-		return fmt.Errorf("%s: field type: %q is not supported; one of %v", file, bc.Type, bucketTypes)
-	}
-	// Building the client validates the provider's own fields without I/O.
-	bkt, err := client.NewBucket(log.NewNopLogger(), content, "check", nil)
-	if err != nil {
-		return fmt.Errorf("%s: field config: %w", file, err)
-	}
-	return errors.Join(bkt.Close())
 }
