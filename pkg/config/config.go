@@ -107,7 +107,7 @@ type WebConfig struct {
 func Default() *Config {
 	return &Config{
 		TSDB: TSDBConfig{
-			Retention:      Duration(15 * 24 * time.Hour),
+			// 0: LocalRetention decides.
 			WALCompression: true,
 			MaxExemplars:   0,
 			// Above a WAL segment or head chunk file's 128 MiB, so that
@@ -135,6 +135,26 @@ func Default() *Config {
 			ResendDelay:           Duration(time.Minute),
 			NotificationQueueSize: 10000,
 		},
+	}
+}
+
+// Local retention defaults: with a bucket configured, history is served from
+// the bucket and local disk is not spent on it twice.
+const (
+	DefaultRetention           = Duration(15 * 24 * time.Hour)
+	DefaultRetentionWithBucket = Duration(24 * time.Hour)
+)
+
+// LocalRetention is tsdb.retention, or its default: 24h with a bucket
+// configured (bucket.config_file or an inline bucket), else 15d.
+func (c *Config) LocalRetention() Duration {
+	switch {
+	case c.TSDB.Retention > 0:
+		return c.TSDB.Retention
+	case c.Bucket.ConfigFile != "" || c.Bucket.Type != "":
+		return DefaultRetentionWithBucket
+	default:
+		return DefaultRetention
 	}
 }
 

@@ -440,8 +440,8 @@ func TestDurationRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "retention: 15d") {
-		t.Errorf("marshalled defaults %q do not write retention as 15d", b)
+	if !strings.Contains(string(b), "min_free_space: 256MiB") {
+		t.Errorf("marshalled defaults %q do not write min_free_space as 256MiB", b)
 	}
 	cfg, err := Parse(b)
 	if err != nil {
@@ -992,5 +992,27 @@ func TestLoadPrometheusGoGC(t *testing.T) {
 	}
 	if pcfg.Runtime.GoGC != DefaultGoGC {
 		t.Errorf("embedded default: GOGC %d, want %d", pcfg.Runtime.GoGC, DefaultGoGC)
+	}
+}
+
+// Local retention defaults to 24h with a bucket configured, 15d without;
+// a value in the file wins.
+func TestLocalRetention(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    Duration
+	}{
+		{"", DefaultRetention},
+		{"bucket:\n  config_file: bucket.yml\n", DefaultRetentionWithBucket},
+		{"bucket:\n  type: FILESYSTEM\n  config: {directory: /tmp/b}\n", DefaultRetentionWithBucket},
+		{"tsdb:\n  retention: 3d\nbucket:\n  config_file: bucket.yml\n", Duration(72 * time.Hour)},
+	} {
+		cfg, err := Parse([]byte(tc.content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.LocalRetention(); got != tc.want {
+			t.Errorf("%q: LocalRetention %s, want %s", tc.content, got, tc.want)
+		}
 	}
 }

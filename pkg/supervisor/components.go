@@ -10,6 +10,7 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	promdiscovery "github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/thanos-io/objstore"
 
 	"github.com/monstackd/monstackd/pkg/components/admission"
 	"github.com/monstackd/monstackd/pkg/components/discovery"
@@ -17,6 +18,7 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/querier"
 	"github.com/monstackd/monstackd/pkg/components/rules"
 	"github.com/monstackd/monstackd/pkg/components/scrape"
+	"github.com/monstackd/monstackd/pkg/components/shipper"
 	"github.com/monstackd/monstackd/pkg/components/sidecar"
 	"github.com/monstackd/monstackd/pkg/components/tsdb"
 	"github.com/monstackd/monstackd/pkg/components/web"
@@ -49,6 +51,8 @@ type components struct {
 	querier   *querier.Querier
 	promAPI   *web.PrometheusAPI
 	admission *admission.Guard
+	bucket    objstore.InstrumentedBucket
+	shipper   *shipper.Shipper
 }
 
 // logger returns the go-kit logger of a module.

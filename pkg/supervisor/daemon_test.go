@@ -69,8 +69,10 @@ type testDaemon struct {
 }
 
 // newTestDaemon writes prom as prometheus.yml (%s is replaced with the HTTP
-// address) and returns a daemon on it with a registry of its own.
-func newTestDaemon(t *testing.T, prom string, opts Options) *testDaemon {
+// address) and monstack.yml with the monstack sections added (%d is
+// replaced with the test's directory), and returns a daemon on them with a
+// registry of its own.
+func newTestDaemon(t *testing.T, prom string, opts Options, monstack ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,11 +85,15 @@ func newTestDaemon(t *testing.T, prom string, opts Options) *testDaemon {
 		t.Fatal(err)
 	}
 	cfgFile := filepath.Join(dir, "monstack.yml")
-	if err := os.WriteFile(cfgFile, []byte("prometheus:\n  config_file: prometheus.yml\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("prometheus:\n  config_file: prometheus.yml\n"+strings.ReplaceAll(strings.Join(monstack, ""), "%d", dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	opts.ConfigFile = cfgFile
-	opts.Runtime = config.Runtime{Role: config.Role{Name: config.RoleStandalone}, DataDir: filepath.Join(dir, "data"), HTTPAddress: httpAddr}
+	role := config.Role{Name: config.RoleStandalone}
+	if opts.Runtime.Role.Name != "" {
+		role = opts.Runtime.Role
+	}
+	opts.Runtime = config.Runtime{Role: role, DataDir: filepath.Join(dir, "data"), HTTPAddress: httpAddr}
 	opts.GRPCAddress = "127.0.0.1:0"
 	opts.Registry = prometheus.NewRegistry()
 	return &testDaemon{Daemon: New(log.NewNopLogger(), opts), dir: dir, httpAddr: httpAddr, done: make(chan error, 1)}

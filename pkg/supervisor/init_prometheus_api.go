@@ -23,7 +23,7 @@ func (c *components) initPrometheusAPI() (parts, error) {
 		ExternalURL:   c.externalURL,
 		ListenAddress: c.rt.HTTPAddress,
 		LookbackDelta: time.Duration(c.cfg.Query.LookbackDelta),
-		Retention:     c.cfg.TSDB.Retention.String(),
+		Retention:     c.cfg.LocalRetention().String(),
 		Gatherer:      d.Gatherer(),
 		Registerer:    d.promReg,
 		IsReady:       d.readiness.Started,

@@ -36,7 +36,9 @@ func (c *components) initTSDB() (parts, error) {
 	if err := guard.CheckStart(); err != nil {
 		return parts{}, err
 	}
-	db := tsdb.New(dir, c.cfg.TSDB, c.slogger(TSDB), c.d.promReg, guard)
+	tcfg := c.cfg.TSDB
+	tcfg.Retention = c.cfg.LocalRetention()
+	db := tsdb.New(dir, tcfg, c.slogger(TSDB), c.d.promReg, guard)
 	c.d.readiness.NotReady(TSDB, "WAL replay in progress")
 	replayDone, reporterDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(reporterDone); c.d.reportReplay(db, replayDone) }()

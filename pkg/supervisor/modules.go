@@ -28,6 +28,8 @@ const (
 	Rules           = "rules"
 	Sidecar         = "sidecar"
 	Querier         = "querier"
+	Bucket          = "bucket"
+	Shipper         = "shipper"
 	PrometheusAPI   = "prometheus-api"
 	Admission       = "admission"
 	Web             = "web"
@@ -126,6 +128,10 @@ func modules() []module {
 			help: "recording and alerting rules; restarted with a fresh manager on failure"},
 		{name: Sidecar, kind: setup, deps: []string{TSDB, GRPCServer}, init: (*components).initSidecar,
 			help: "local TSDB as Thanos StoreAPI + Info, in-process and on --grpc.address"},
+		{name: Bucket, kind: setup, init: (*components).initBucket,
+			help: "object storage (bucket.yml, inline, or FILESYSTEM under the data dir), instrumented"},
+		{name: Shipper, kind: service, deps: []string{Bucket, TSDB, Sidecar}, init: (*components).initShipper,
+			help: "uploads completed 2h blocks with the external labels; retention keeps what is not uploaded"},
 		{name: Querier, kind: service, deps: []string{TSDB, Sidecar}, init: (*components).initQuerier,
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
 		{name: PrometheusAPI, kind: setup, deps: []string{TSDB, QueryEngine, Scrape, Notifier, Rules}, init: (*components).initPrometheusAPI,

@@ -56,6 +56,12 @@ type Guard struct {
 
 	mtx     sync.Mutex
 	running map[*query]struct{}
+	// busy wakes Run when the first query starts: an idle daemon has no
+	// ticker running (20 wake-ups a second cost more than all of idle
+	// Prometheus).
+	busy chan struct{}
+	// refreshed is when a shed request last forced a collection.
+	refreshed time.Time
 
 	shed, cancelled prometheus.Counter
 }
@@ -83,6 +89,7 @@ func New(logger log.Logger, reg prometheus.Registerer, opts Options) *Guard {
 		logger:  logger,
 		opts:    opts,
 		running: map[*query]struct{}{},
+		busy:    make(chan struct{}, 1),
 		shed: f.NewCounter(prometheus.CounterOpts{
 			Name: "monstackd_query_shed_total",
 			Help: "Queries refused with 503 because the live heap was above the shed share of the memory limit.",
@@ -117,7 +124,11 @@ func (g *Guard) over(ratio float64) (bool, uint64, int64) {
 // answered with 503 if it is cancelled for memory while it runs.
 func (g *Guard) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if over, live, limit := g.over(g.opts.ShedRatio); over {
+		over, live, limit := g.over(g.opts.ShedRatio)
+		if over && g.refresh() {
+			over, live, limit = g.over(g.opts.ShedRatio)
+		}
+		if over {
 			g.shed.Inc()
 			writeUnavailable(w, fmt.Sprintf("monstackd is shedding queries: live heap %s is above %.0f%% of the memory limit %s; retry later",
 				mib(live), 100*g.opts.ShedRatio, mib(uint64(limit))))
@@ -128,6 +139,10 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 		g.mtx.Lock()
 		g.running[q] = struct{}{}
 		g.mtx.Unlock()
+		select {
+		case g.busy <- struct{}{}:
+		default:
+		}
 		defer func() {
 			g.mtx.Lock()
 			delete(g.running, q)
@@ -139,28 +154,57 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 	})
 }
 
+// refresh forces a collection, at most once per refreshInterval, so that
+// a heap freed by a finished query is seen: with no allocation no GC runs
+// to update the live heap figure. It reports whether it collected.
+func (g *Guard) refresh() bool {
+	g.mtx.Lock()
+	if time.Since(g.refreshed) < refreshInterval {
+		g.mtx.Unlock()
+		return false
+	}
+	g.refreshed = time.Now()
+	g.mtx.Unlock()
+	g.opts.GC()
+	return true
+}
+
 // Run cancels the running queries whenever the live heap reaches the
-// cancel share of the limit, until ctx ends.
+// cancel share of the limit, until ctx ends. It checks only while queries
+// run.
 func (g *Guard) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.busy:
+		}
+		if err := g.watch(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// watch checks every checkInterval until no query runs.
+func (g *Guard) watch(ctx context.Context) error {
 	t := time.NewTicker(checkInterval)
 	defer t.Stop()
-	var lastGC time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		if shed, _, _ := g.over(g.opts.ShedRatio); shed && time.Since(lastGC) > refreshInterval {
-			g.opts.GC()
-			lastGC = time.Now()
-		}
 		over, live, limit := g.over(g.opts.CancelRatio)
-		if !over {
-			continue
-		}
 		g.mtx.Lock()
 		n := len(g.running)
+		if !over {
+			g.mtx.Unlock()
+			if n == 0 {
+				return nil
+			}
+			continue
+		}
 		g.cancelled.Add(float64(n))
 		for q := range g.running {
 			q.cancel(fmt.Errorf("%w: live heap %s reached %.0f%% of the memory limit %s; the query was cancelled to protect ingestion",

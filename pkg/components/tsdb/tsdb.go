@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -30,12 +33,51 @@ type TSDB struct {
 	guard  *DiskGuard
 
 	db *tsdb.DB
+	// open is db for retention, which runs in the DB's goroutines during
+	// and after Open: nothing is deleted before Open returns.
+	open atomic.Pointer[tsdb.DB]
+
+	keepMtx sync.RWMutex
+	keep    []func(tsdb.BlockMeta) bool
 }
 
 // New prepares a TSDB in dir; Open does the (possibly long) WAL replay.
 // guard pauses appends when the disk runs low.
 func New(dir string, cfg config.TSDBConfig, logger *slog.Logger, reg prometheus.Registerer, guard *DiskGuard) *TSDB {
-	return &TSDB{dir: dir, opts: Options(cfg), logger: logger, reg: reg, stats: tsdb.NewDBStats(), guard: guard}
+	t := &TSDB{dir: dir, opts: Options(cfg), logger: logger, reg: reg, stats: tsdb.NewDBStats(), guard: guard}
+	t.opts.BlocksToDelete = t.blocksToDelete
+	return t
+}
+
+// KeepBlocks registers a retention guard: a block that keep returns true
+// for is not deleted, whatever its age (the shipper keeps blocks it has not
+// uploaded, the store gateway those it does not serve yet).
+func (t *TSDB) KeepBlocks(keep func(tsdb.BlockMeta) bool) {
+	t.keepMtx.Lock()
+	defer t.keepMtx.Unlock()
+	t.keep = append(t.keep, keep)
+}
+
+func (t *TSDB) blocksToDelete(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+	db := t.open.Load()
+	if db == nil {
+		return nil
+	}
+	deletable := tsdb.DefaultBlocksToDelete(db)(blocks)
+	t.keepMtx.RLock()
+	defer t.keepMtx.RUnlock()
+	for _, b := range blocks {
+		if _, ok := deletable[b.Meta().ULID]; !ok {
+			continue
+		}
+		for _, keep := range t.keep {
+			if keep(b.Meta()) {
+				delete(deletable, b.Meta().ULID)
+				break
+			}
+		}
+	}
+	return deletable
 }
 
 // Options maps monstack.yml's tsdb section onto TSDB options.
@@ -44,6 +86,9 @@ func Options(cfg config.TSDBConfig) *tsdb.Options {
 	o.MinBlockDuration = BlockDuration.Milliseconds()
 	o.MaxBlockDuration = BlockDuration.Milliseconds()
 	o.EnableOverlappingCompaction = false
+	// Retention runs when blocks are reloaded; the shipper and the store
+	// gateway release blocks for it, so it should not wait a minute more.
+	o.BlockReloadInterval = 15 * time.Second
 	o.RetentionDuration = time.Duration(cfg.Retention).Milliseconds()
 	o.OutOfOrderTimeWindow = time.Duration(cfg.OutOfOrderTimeWindow).Milliseconds()
 	o.WALCompression = compression.None
@@ -58,10 +103,6 @@ func Options(cfg config.TSDBConfig) *tsdb.Options {
 	return o
 }
 
-// SetBlocksToDelete installs the retention hook; the shipper uses it to keep
-// blocks that are not uploaded yet. Must be called before Open.
-func (t *TSDB) SetBlocksToDelete(f tsdb.BlocksToDeleteFunc) { t.opts.BlocksToDelete = f }
-
 // Open replays the WAL and opens the database.
 func (t *TSDB) Open() error {
 	db, err := tsdb.Open(t.dir, t.logger, t.reg, t.opts, t.stats)
@@ -69,6 +110,7 @@ func (t *TSDB) Open() error {
 		return fmt.Errorf("open TSDB in %s: %w", t.dir, err)
 	}
 	t.db = db
+	t.open.Store(db)
 	return nil
 }
 
