@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -206,5 +207,64 @@ func TestThousands(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A block whose index cannot be read is index_known_issues' finding, and a
+// second copy of a block (same range, sources and stats) duplicated_compaction's.
+func TestVerifyIndexAndDuplicates(t *testing.T) {
+	tools, bkt := fsTools(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	broken := uploadBlock(t, bkt, t0, t0.Add(2*time.Hour), map[string]string{"replica": "a"})
+	if err := bkt.Upload(ctx, path.Join(broken.String(), block.IndexFilename), strings.NewReader("not an index")); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := tools.Verify(ctx, VerifyOptions{})
+	if err != nil || len(problems) != 1 || problems[0].Issue != IssueIndexKnownIssues || problems[0].Block != broken.String() {
+		t.Fatalf("broken index: %v, %v", problems, err)
+	}
+
+	// Copy a sound block under a new ULID, keeping its meta (sources, stats).
+	tools, bkt = fsTools(t)
+	orig := uploadBlock(t, bkt, t0, t0.Add(2*time.Hour), map[string]string{"replica": "a"})
+	dup := ulid.Make()
+	if err := bkt.Iter(ctx, orig.String(), func(name string) error {
+		r, err := bkt.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b := new(bytes.Buffer)
+		if _, err := b.ReadFrom(r); err != nil {
+			return err
+		}
+		data := b.Bytes()
+		if path.Base(name) == block.MetaFilename {
+			m, err := metadata.Read(io.NopCloser(bytes.NewReader(data)))
+			if err != nil {
+				return err
+			}
+			m.ULID = dup // the sources stay: a compaction's second output
+			var out bytes.Buffer
+			if err := m.Write(&out); err != nil {
+				return err
+			}
+			data = out.Bytes()
+		}
+		return bkt.Upload(ctx, strings.Replace(name, orig.String(), dup.String(), 1), bytes.NewReader(data))
+	}, objstore.WithRecursiveIter()); err != nil {
+		t.Fatal(err)
+	}
+	problems, err = tools.Verify(ctx, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issues []string
+	for _, p := range problems {
+		issues = append(issues, p.Issue)
+	}
+	if strings.Join(issues, ",") != IssueOverlappedBlocks+","+IssueDuplicatedCompaction || !strings.Contains(problems[1].Detail, dup.String()) {
+		t.Errorf("duplicate block: issues %v: %v", issues, problems)
 	}
 }
