@@ -264,7 +264,8 @@ func TestVerifyIndexAndDuplicates(t *testing.T) {
 	for _, p := range problems {
 		issues = append(issues, p.Issue)
 	}
-	if strings.Join(issues, ",") != IssueOverlappedBlocks+","+IssueDuplicatedCompaction || !strings.Contains(problems[1].Detail, dup.String()) {
+	if strings.Join(issues, ",") != IssueOverlappedBlocks+","+IssueDuplicatedCompaction || !strings.Contains(problems[1].Detail, dup.String()) ||
+		!strings.Contains(problems[0].Detail, `{replica="a"}`) {
 		t.Errorf("duplicate block: issues %v: %v", issues, problems)
 	}
 }

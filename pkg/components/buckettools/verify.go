@@ -99,9 +99,21 @@ func (t *Tools) Verify(ctx context.Context, opts VerifyOptions) ([]Problem, erro
 	problems := rec.problems()
 
 	// Partial uploads: Thanos lists them but has no verifier for them.
-	_, partial, err := fetcher.Fetch(ctx)
+	metas, partial, err := fetcher.Fetch(ctx)
 	if err != nil {
 		return nil, t.opErr("verify", err)
+	}
+	// The verifiers name a group by its key, "<resolution>@<hash of the
+	// labels>": add the labels.
+	groups := map[string]string{}
+	for _, m := range metas {
+		groups["group="+m.Thanos.GroupKey()] = "group=" + m.Thanos.GroupKey() + " " + formatLabels(m.Thanos.Labels)
+	}
+	for i, p := range problems {
+		for k, v := range groups {
+			p.Detail = strings.Replace(p.Detail, k+" ", v+" ", 1)
+		}
+		problems[i] = p
 	}
 	ids := make([]ulid.ULID, 0, len(partial))
 	for id := range partial {
