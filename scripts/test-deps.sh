@@ -4,6 +4,9 @@
 #   Debian: prometheus-node-exporter, prometheus-blackbox-exporter,
 #           prometheus-alertmanager, prometheus (for promtool),
 #           chromium (headless, for the query UI test).
+#   Go:     MinIO (the S3 bucket of the bucket-tier tests), built once per
+#           machine into ${XDG_CACHE_HOME:-~/.cache}/monstackd/bin, keyed by
+#           its version, so that a fresh clone in CI does not rebuild it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
@@ -34,6 +37,25 @@ if [ ${#need[@]} -gt 0 ]; then
 	$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# MinIO: `go install` (about 2 min), outside the repo so every clone shares it.
+# Its own go.mod is used (GOFLAGS=-mod=mod replaces the caller's GOFLAGS, such as
+# -mod=vendor or -tags, which must not leak in), with the local toolchain.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+minio_dir="${XDG_CACHE_HOME:-$HOME/.cache}/monstackd/bin/minio-$MINIO_VERSION"
+MINIO_BIN="$minio_dir/minio"
+if [ ! -x "$MINIO_BIN" ]; then
+	echo "test-deps: building minio@$MINIO_VERSION into $minio_dir (about 2 min)" >&2
+	mkdir -p "$minio_dir"
+	tmp=$(mktemp -d "$minio_dir.tmp.XXXXXX")
+	if ! (cd "$tmp" && GOFLAGS=-mod=mod GOTOOLCHAIN=local GOBIN="$tmp" CGO_ENABLED=0 \
+		go install "github.com/minio/minio@$MINIO_VERSION"); then
+		rm -rf "$tmp"
+		exit 1
+	fi
+	mv "$tmp/minio" "$MINIO_BIN" # atomic: a half-built binary is never cached
+	rm -rf "$tmp"
+fi
+
 find_bin() {
 	for c in "$@"; do
 		if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return; fi
@@ -48,5 +70,6 @@ find_bin() {
 	echo "export PROMTOOL_BIN=$(find_bin promtool)"
 	echo "export AMTOOL_BIN=$(find_bin amtool)"
 	echo "export CHROMIUM_BIN=$(find_bin chromium)"
+	echo "export MINIO_BIN=$MINIO_BIN"
 } > .cache/test-deps.env
 cat .cache/test-deps.env

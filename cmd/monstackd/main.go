@@ -80,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	checkConfigCmd := checkCmd.Command("config", "Validate monstack.yml and every file it points to.")
 	versionCmd := app.Command("version", "Print the version.")
 	componentsCmd := app.Command("components", "List the in-process components and which the role and config enable.")
+	var tf toolsFlags
+	toolsCmds := registerTools(app, &tf)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -102,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case toolsCmds.ls.FullCommand(), toolsCmds.inspect.FullCommand(), toolsCmds.verify.FullCommand():
+		return runTools(cmd, toolsCmds, f, tf, stdout, stderr)
 	case runCmd.FullCommand():
 	}
 

@@ -1,5 +1,5 @@
 // Package e2e runs the built monstackd binary against real peers:
-// Debian's node_exporter, blackbox_exporter, Alertmanager and promtool,
+// Debian's node_exporter, blackbox_exporter, Alertmanager and promtool, and MinIO,
 // installed by scripts/test-deps.sh (make test-e2e sets the paths).
 package e2e
 
