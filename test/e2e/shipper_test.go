@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	miniogo "github.com/minio/minio-go/v7"
+	"github.com/oklog/ulid/v2"
+	"github.com/thanos-io/thanos/pkg/block/metadata"
+)
+
+// shipperSetup is a monstackd replica-a shipping to a real MinIO, with
+// synthetic completed blocks in its TSDB directory before it starts.
+type shipperSetup struct {
+	m        *minio
+	dir      string
+	dataDir  string
+	tsdbDir  string
+	args     []string
+	httpAddr string
+	ids      []ulid.ULID
+}
+
+func newShipperSetup(t *testing.T, m *minio, blocks int) *shipperSetup {
+	t.Helper()
+	s := &shipperSetup{m: m, dir: t.TempDir(), httpAddr: freeAddr(t)}
+	s.dataDir = filepath.Join(s.dir, "data")
+	s.tsdbDir = mkdir(t, s.dataDir, "tsdb")
+	bucketFile := m.writeBucketYAML(filepath.Join(s.dir, "bucket.yml"))
+	writeFile(t, filepath.Join(s.dir, "monstack.yml"), "prometheus:\n  config_file: prometheus.yml\nbucket:\n  config_file: "+bucketFile+"\n")
+	writeFile(t, filepath.Join(s.dir, "prometheus.yml"), fmt.Sprintf(
+		"global:\n  scrape_interval: 1s\n  external_labels: {cluster: e2e}\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: [%q]\n", s.httpAddr))
+	s.args = []string{"--config.file=" + filepath.Join(s.dir, "monstack.yml"), "--role=replica-a"}
+	start := time.Now().Add(-10 * time.Hour).Truncate(2 * time.Hour)
+	for i := 0; i < blocks; i++ {
+		mint := start.Add(time.Duration(i) * 2 * time.Hour)
+		id := writeBlock(t, s.tsdbDir, blockSpec{mint: mint, maxt: mint.Add(2 * time.Hour), nSeries: 50, nSamples: 120})
+		// As the TSDB writes them: no Thanos labels, not marked for a source yet.
+		meta, err := metadata.ReadFromDir(filepath.Join(s.tsdbDir, id.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta.Thanos = metadata.Thanos{}
+		if err := meta.WriteToDir(log.NewNopLogger(), filepath.Join(s.tsdbDir, id.String())); err != nil {
+			t.Fatal(err)
+		}
+		s.ids = append(s.ids, id)
+	}
+	return s
+}
+
+// bucketBlocks lists the block directories in MinIO and, for each, its objects.
+func bucketBlocks(t *testing.T, m *minio) map[string][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := map[string][]string{}
+	for obj := range m.client().ListObjects(ctx, minioBucket, miniogo.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list bucket: %v", obj.Err)
+		}
+		dir, rest, _ := strings.Cut(obj.Key, "/")
+		if _, err := ulid.Parse(dir); err != nil {
+			continue
+		}
+		out[dir] = append(out[dir], rest)
+	}
+	return out
+}
+
+// uploadedOnce checks that every block is in the bucket, complete, once,
+// with the replica's external labels and source sidecar.
+func (s *shipperSetup) uploadedOnce(t *testing.T) error {
+	t.Helper()
+	got := bucketBlocks(t, s.m)
+	for _, id := range s.ids {
+		objs := got[id.String()]
+		sort.Strings(objs)
+		if !contains(objs, "meta.json") || !contains(objs, "index") {
+			return fmt.Errorf("block %s incomplete in the bucket: %v", id, objs)
+		}
+		r, err := s.m.client().GetObject(context.Background(), minioBucket, id.String()+"/meta.json", miniogo.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		meta, err := metadata.Read(r)
+		if err != nil {
+			return err
+		}
+		if meta.Thanos.Labels["replica"] != "a" || meta.Thanos.Labels["cluster"] != "e2e" || meta.Thanos.Source != metadata.SidecarSource {
+			return fmt.Errorf("block %s meta: labels %v source %q", id, meta.Thanos.Labels, meta.Thanos.Source)
+		}
+	}
+	if len(got) != len(s.ids) {
+		return fmt.Errorf("%d blocks in the bucket, want %d", len(got), len(s.ids))
+	}
+	return nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// MinIO down at start and for a while: the daemon starts, ingests and
+// answers local queries, reports the pending blocks; once MinIO is back
+// every block is uploaded, once, none missing.
+func TestShipperMinioOutage(t *testing.T) {
+	m := startMinio(t)
+	s := newShipperSetup(t, m, 3)
+	m.stop()
+	d := startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
+	eventually(t, 60*time.Second, "pending uploads reported", func() error {
+		_, body, err := httpGet(d.url("/-/ready"))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), "shipper: degraded: 3 blocks pending upload") {
+			return fmt.Errorf("%s", body)
+		}
+		if v, err := d.metric("monstackd_shipper_pending_blocks"); err != nil || v != 3 {
+			return fmt.Errorf("pending metric %v %v", v, err)
+		}
+		return nil
+	})
+	var before float64
+	eventually(t, 30*time.Second, "local queries while the bucket is down", func() error {
+		v, err := d.scalarOf(`count_over_time(up{job="self"}[10m])`, time.Time{})
+		before = v
+		return err
+	})
+	m.restart()
+	// The shipper retries with backoff (5s, 10s, ...).
+	eventually(t, 90*time.Second, "every block uploaded once", func() error { return s.uploadedOnce(t) })
+	eventually(t, 30*time.Second, "pending cleared", func() error {
+		if v, err := d.metric("monstackd_shipper_pending_blocks"); err != nil || v != 0 {
+			return fmt.Errorf("pending metric %v %v", v, err)
+		}
+		return nil
+	})
+	if v, err := d.metric("thanos_shipper_uploads_total"); err != nil || v != 3 {
+		t.Errorf("thanos_shipper_uploads_total = %v (%v), want 3", v, err)
+	}
+	after, err := d.scalarOf(`count_over_time(up{job="self"}[10m])`, time.Time{})
+	if err != nil || after <= before {
+		t.Errorf("ingestion during the outage: %v samples after, %v before (%v)", after, before, err)
+	}
+	// A restart uploads nothing again (thanos.shipper.json).
+	d.signal(t, 15)
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	d = startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
+	eventually(t, 30*time.Second, "a sync after the restart", func() error {
+		if v, err := d.metric("thanos_shipper_dir_syncs_total"); err != nil || v < 1 {
+			return fmt.Errorf("%v %v", v, err)
+		}
+		return nil
+	})
+	if v, err := d.metric("thanos_shipper_uploads_total"); err != nil || v != 0 {
+		t.Errorf("uploads after a restart: %v (%v), want 0", v, err)
+	}
+	if err := s.uploadedOnce(t); err != nil {
+		t.Error(err)
+	}
+}
+
+// What a SIGKILL in the middle of an upload leaves behind (chunks and index
+// in the bucket, no meta.json, the block not in thanos.shipper.json): the
+// restarted daemon uploads the block again, completely and once.
+func TestShipperCompletesInterruptedUpload(t *testing.T) {
+	m := startMinio(t)
+	s := newShipperSetup(t, m, 1)
+	id := s.ids[0].String()
+	ctx := context.Background()
+	for _, f := range []string{"chunks/000001", "index"} {
+		if _, err := m.client().FPutObject(ctx, minioBucket, id+"/"+f, filepath.Join(s.tsdbDir, id, f), miniogo.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.tsdbDir, "thanos.shipper.json")); err == nil {
+		t.Fatal("thanos.shipper.json exists before the first start")
+	}
+	d := startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
+	eventually(t, 60*time.Second, "the interrupted block uploaded", func() error { return s.uploadedOnce(t) })
+	if v, err := d.metric("thanos_shipper_uploads_total"); err != nil || v != 1 {
+		t.Errorf("thanos_shipper_uploads_total = %v (%v), want 1", v, err)
+	}
+}
