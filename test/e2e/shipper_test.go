@@ -174,6 +174,22 @@ func TestShipperMinioOutage(t *testing.T) {
 	if err := s.uploadedOnce(t); err != nil {
 		t.Error(err)
 	}
+	// The blocks are stock Thanos blocks: stock thanos verifies and lists
+	// them, and so does monstackd's own tool.
+	bucketFile := filepath.Join(s.dir, "bucket.yml")
+	thanos := binPath(t, "THANOS_BIN")
+	if code, out, errOut := runBin(t, thanos, "tools", "bucket", "verify", "--objstore.config-file="+bucketFile); code != 0 || strings.Contains(errOut, "level=warn") {
+		t.Errorf("thanos tools bucket verify: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := runBin(t, thanos, "tools", "bucket", "ls", "--objstore.config-file="+bucketFile)
+	for _, id := range s.ids {
+		if code != 0 || !strings.Contains(out+errOut, id.String()) {
+			t.Errorf("thanos tools bucket ls lacks %s: exit %d\n%s%s", id, code, out, errOut)
+		}
+	}
+	if code, out, errOut := runBin(t, binPath(t, "MONSTACKD_BIN"), "tools", "bucket", "verify", "--objstore.config-file="+bucketFile); code != 0 || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("monstackd tools bucket verify: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // What a SIGKILL in the middle of an upload leaves behind (chunks and index
