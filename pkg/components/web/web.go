@@ -34,15 +34,15 @@ type Routes struct {
 	// deduplicating querier; mounted at /api/v1.
 	QueryAPI http.Handler
 	// PrometheusAPI is Prometheus' own API over the local TSDB; mounted at
-	// /prometheus/api/v1, and at /api/v1 for the paths in PrometheusPaths.
+	// /prometheus/api/v1, and at /api/v1 for the paths in prometheusPaths.
 	PrometheusAPI http.Handler
 	// UI is the Thanos query UI, at /.
 	UI http.Handler
 }
 
-// PrometheusPaths are the /api/v1 paths answered by Prometheus' API rather
+// prometheusPaths are the /api/v1 paths answered by Prometheus' API rather
 // than the querier: they describe this host's scraping, rules and TSDB.
-var PrometheusPaths = []string{
+var prometheusPaths = []string{
 	"/targets", "/scrape_pools", "/rules", "/alerts", "/alertmanagers", "/metadata",
 	"/query_exemplars", "/format_query", "/parse_query", "/notifications",
 	"/status/config", "/status/tsdb", "/status/walreplay",
@@ -158,7 +158,7 @@ func (s *Server) mux() *http.ServeMux {
 }
 
 func isPrometheusPath(p string) bool {
-	for _, pp := range PrometheusPaths {
+	for _, pp := range prometheusPaths {
 		if p == pp || strings.HasPrefix(p, pp+"/") {
 			return true
 		}
