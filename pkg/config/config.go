@@ -23,12 +23,13 @@ const DefaultReplicaLabel = "replica"
 
 // Config is the content of monstack.yml.
 type Config struct {
-	Prometheus PrometheusConfig `yaml:"prometheus"`
-	TSDB       TSDBConfig       `yaml:"tsdb"`
-	Query      QueryConfig      `yaml:"query"`
-	Rules      RulesConfig      `yaml:"rules"`
-	Bucket     BucketConfig     `yaml:"bucket"`
-	Web        WebConfig        `yaml:"web"`
+	Prometheus   PrometheusConfig   `yaml:"prometheus"`
+	TSDB         TSDBConfig         `yaml:"tsdb"`
+	Query        QueryConfig        `yaml:"query"`
+	Rules        RulesConfig        `yaml:"rules"`
+	Bucket       BucketConfig       `yaml:"bucket"`
+	StoreGateway StoreGatewayConfig `yaml:"store_gateway"`
+	Web          WebConfig          `yaml:"web"`
 
 	// file is the path the config was read from ("" for the embedded default);
 	// relative paths inside are resolved against its directory.
@@ -97,6 +98,14 @@ type BucketConfig struct {
 	Prefix string         `yaml:"prefix,omitempty"`
 }
 
+// StoreGatewayConfig tunes the store gateway, which serves the bucket's
+// blocks to the querier.
+type StoreGatewayConfig struct {
+	// IndexCacheSize bounds the in-memory cache of index entries (postings,
+	// series) read from the bucket; 0 disables it.
+	IndexCacheSize Bytes `yaml:"index_cache_size"`
+}
+
 // WebConfig tunes the HTTP side.
 type WebConfig struct {
 	ExternalURL string `yaml:"external_url"`
@@ -129,6 +138,8 @@ func Default() *Config {
 			ShedMemoryRatio:   0.75,
 			CancelMemoryRatio: 0.85,
 		},
+		// Stock thanos store's --index-cache-size.
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
 			ForGracePeriod:        Duration(10 * time.Minute),
@@ -277,6 +288,9 @@ func (c *Config) Validate() error {
 		if p.value < 0 {
 			field(p.name, "must not be negative (0 means no limit)")
 		}
+	}
+	if c.StoreGateway.IndexCacheSize < 0 {
+		field("store_gateway.index_cache_size", "must not be negative (0 disables the cache)")
 	}
 	for _, p := range []struct {
 		name  string

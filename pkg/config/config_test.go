@@ -140,6 +140,8 @@ rules:
   notification_queue_capacity: 5
 bucket:
   config_file: /etc/monstack/bucket.yml
+store_gateway:
+  index_cache_size: 64MiB
 web:
   external_url: https://prom.example.com/monstack
 `)
@@ -175,8 +177,9 @@ web:
 			ResendDelay:           d(30 * time.Second),
 			NotificationQueueSize: 5,
 		},
-		Bucket: BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
-		Web:    WebConfig{ExternalURL: "https://prom.example.com/monstack"},
+		Bucket:       BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20},
+		Web:          WebConfig{ExternalURL: "https://prom.example.com/monstack"},
 	}
 	got := *cfg
 	got.file = ""
@@ -324,6 +327,16 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "shed above cancel",
 			content: "query: {shed_memory_ratio: 0.9, cancel_memory_ratio: 0.8}\n",
 			want:    []string{"field query.shed_memory_ratio", "must not be above query.cancel_memory_ratio"},
+		},
+		{
+			name:    "negative store_gateway.index_cache_size",
+			content: "store_gateway: {index_cache_size: -1}\n",
+			want:    []string{"field store_gateway.index_cache_size", "must not be negative"},
+		},
+		{
+			name:    "store_gateway.index_cache_size not a size",
+			content: "store_gateway:\n  index_cache_size: lots\n",
+			want:    []string{"line 2", "field store_gateway.index_cache_size", "lots"},
 		},
 		{
 			name:    "negative tsdb.max_exemplars",

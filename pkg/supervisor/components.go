@@ -20,6 +20,7 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/scrape"
 	"github.com/monstackd/monstackd/pkg/components/shipper"
 	"github.com/monstackd/monstackd/pkg/components/sidecar"
+	"github.com/monstackd/monstackd/pkg/components/storegateway"
 	"github.com/monstackd/monstackd/pkg/components/tsdb"
 	"github.com/monstackd/monstackd/pkg/components/web"
 	"github.com/monstackd/monstackd/pkg/config"
@@ -53,6 +54,8 @@ type components struct {
 	admission *admission.Guard
 	bucket    objstore.InstrumentedBucket
 	shipper   *shipper.Shipper
+
+	storeGateway *storegateway.StoreGateway
 }
 
 // logger returns the go-kit logger of a module.

@@ -20,7 +20,6 @@ func (c *components) initShipper() (parts, error) {
 		Dir:        c.db.Dir(),
 		Labels:     c.sidecar.ExternalLabels,
 		Interval:   shipInterval,
-		Uploaded:   func() {},
 		Report:     func(err error) { c.d.readiness.SetDegraded(Shipper, err) },
 	})
 	if err != nil {

@@ -30,6 +30,7 @@ const (
 	Querier         = "querier"
 	Bucket          = "bucket"
 	Shipper         = "shipper"
+	StoreGateway    = "store-gateway"
 	PrometheusAPI   = "prometheus-api"
 	Admission       = "admission"
 	Web             = "web"
@@ -132,7 +133,9 @@ func modules() []module {
 			help: "object storage (bucket.yml, inline, or FILESYSTEM under the data dir), instrumented"},
 		{name: Shipper, kind: service, deps: []string{Bucket, TSDB, Sidecar}, init: (*components).initShipper,
 			help: "uploads completed 2h blocks with the external labels; retention keeps what is not uploaded"},
-		{name: Querier, kind: service, deps: []string{TSDB, Sidecar}, init: (*components).initQuerier,
+		{name: StoreGateway, kind: service, deps: []string{Bucket, TSDB, Shipper}, init: (*components).initStoreGateway,
+			help: "serves the bucket's blocks to the querier; synced on upload, retention keeps what it does not serve"},
+		{name: Querier, kind: service, deps: []string{TSDB, Sidecar, StoreGateway}, init: (*components).initQuerier,
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
 		{name: PrometheusAPI, kind: setup, deps: []string{TSDB, QueryEngine, Scrape, Notifier, Rules}, init: (*components).initPrometheusAPI,
 			help: "Prometheus' own HTTP API over the local TSDB, scrape, rules and notifier"},

@@ -37,7 +37,7 @@ func BenchmarkLocalRangeQuery(b *testing.B) {
 			b.Fatal(err)
 		}
 		engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		qas := []namedQueryable{{m.name, withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(b))(true, []string{"replica"}, nil, 0, false, false, nil, query.NoopSeriesStatsReporter)}}
+		qas := []namedQueryable{{m.name, withLocal(m.local(db, ext), func(int64, int64) bool { return false }, thanosCreator(b), nil, nil)(true, []string{"replica"}, nil, 0, false, false, nil, query.NoopSeriesStatsReporter)}}
 		if m.attach != nil {
 			qas = append(qas, namedQueryable{"prometheus direct", db})
 		}

@@ -44,7 +44,7 @@ func TestAttachAtIndexOverBlockAndHead(t *testing.T) {
 		if got, want := attachesAtIndex(t, m, db, ext), m.attach != nil; got != want {
 			t.Fatalf("%s: attaches at index %t, want %t", m.name, got, want)
 		}
-		native := creator(withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(t)))
+		native := creator(withLocal(m.local(db, ext), func(int64, int64) bool { return false }, thanosCreator(t), nil, nil))
 		for _, dedupOn := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/dedup=%t", m.name, dedupOn), func(t *testing.T) {
 				want := evalAll(t, thanosCreator(t, tsdbClient(db, ext)), dedupOn, queries, end)
@@ -78,7 +78,7 @@ func TestAttachWithConflictingSeriesLabel(t *testing.T) {
 		t.Fatal("attaches at index although a series has a cluster label")
 	}
 	end := time.Unix(0, 0).Add(299 * time.Minute)
-	native := creator(withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(t)))
+	native := creator(withLocal(m.local(db, ext), func(int64, int64) bool { return false }, thanosCreator(t), nil, nil))
 	for _, dedupOn := range []bool{true, false} {
 		want, got := evalAll(t, thanosCreator(t, tsdbClient(db, ext)), dedupOn, queries, end), evalAll(t, native, dedupOn, queries, end)
 		// Thanos lists the name twice here ([... cluster cluster ...]);

@@ -8,16 +8,26 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/thanos/pkg/dedup"
+	"github.com/thanos-io/thanos/pkg/store"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
 )
 
-// withLocal wraps Thanos' queryable creator (over the remote and other
-// in-process stores) so that every queryable also reads the local TSDB
-// natively. R is Thanos' unexported stats reporter type, inferred.
+// withLocal wraps Thanos' queryable creators so that every queryable also
+// reads the local TSDB natively. remote is the replicas (the peer),
+// deduplicated with the local TSDB when hasRemote says they hold data in the
+// query's range; history is the stores of what the local TSDB no longer
+// holds (the bucket, clamped to the time before the local TSDB's oldest
+// sample), chained with it as the same replica's past when hasHistory says
+// they hold data in the range: the two never overlap, so concatenation loses
+// no sample where penalty deduplication would drop the first samples after
+// the switch. history may be nil. R is Thanos' unexported stats reporter
+// type, inferred.
 func withLocal[R any](
 	local *Local,
-	hasRemote func() bool,
+	hasRemote func(mint, maxt int64) bool,
 	remote func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable,
+	hasHistory func(mint, maxt int64) bool,
+	history func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable,
 ) func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable {
 	return func(deduplicate bool, replicaLabels []string, storeDebugMatchers [][]*labels.Matcher, maxResolutionMillis int64, partialResponse, skipChunks bool, shardInfo *storepb.ShardInfo, reporter R) storage.Queryable {
 		return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
@@ -25,18 +35,40 @@ func withLocal[R any](
 			if err != nil {
 				return nil, err
 			}
-			l := newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels, local.Attach)
-			if !hasRemote() {
-				// This host's TSDB holds one replica: nothing to deduplicate.
-				return l, nil
+			var own storage.Querier = newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels, local.Attach)
+			if history != nil && hasHistory(mint, maxt) {
+				hq, err := history(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
+				if err != nil {
+					lq.Close()
+					return nil, err
+				}
+				// A failing bucket leaves the local answer with a warning.
+				own = storage.NewMergeQuerier([]storage.Querier{own}, []storage.Querier{hq}, storage.ChainedSeriesMerge)
+			}
+			if !hasRemote(mint, maxt) {
+				// This host's TSDB and the bucket hold one replica:
+				// nothing to deduplicate.
+				return own, nil
 			}
 			rq, err := remote(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
 			if err != nil {
-				lq.Close()
+				own.Close()
 				return nil, err
 			}
-			return &hybridQuerier{local: l, remote: rq, dedup: deduplicate}, nil
+			return &hybridQuerier{local: own, remote: rq, dedup: deduplicate}, nil
 		})
+	}
+}
+
+// overlapping reports whether one of stores holds data in [mint, maxt].
+func overlapping(stores func() []store.Client) func(mint, maxt int64) bool {
+	return func(mint, maxt int64) bool {
+		for _, s := range stores() {
+			if smin, smax := s.TimeRange(); smin <= maxt && mint <= smax {
+				return true
+			}
+		}
+		return false
 	}
 }
 

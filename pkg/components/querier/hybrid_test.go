@@ -87,7 +87,7 @@ func thanosCreator(t testing.TB, clients ...store.Client) creator {
 }
 
 func tsdbClient(db *tsdb.DB, ext labels.Labels) store.Client {
-	return NewLocalClient("test", store.NewTSDBStore(log.NewNopLogger(), db, component.Sidecar, ext))
+	return NewLocalClient("test", component.Sidecar, store.NewTSDBStore(log.NewNopLogger(), db, component.Sidecar, ext))
 }
 
 func evalAll(t *testing.T, c creator, dedupOn bool, queries []string, end time.Time) map[string]string {
@@ -160,7 +160,7 @@ func TestNativeLocalMatchesStoreAPIPath(t *testing.T) {
 	end := time.Unix(0, 0).Add(39 * step)
 	for _, m := range readModes {
 		db := openTSDB(t, m.opts(), 40, func(int) bool { return false })
-		native := creator(withLocal(m.local(db, ext), func() bool { return false }, thanosCreator(t)))
+		native := creator(withLocal(m.local(db, ext), func(int64, int64) bool { return false }, thanosCreator(t), nil, nil))
 		for _, dedupOn := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/dedup=%t", m.name, dedupOn), func(t *testing.T) {
 				compare(t, evalAll(t, thanosCreator(t, tsdbClient(db, ext)), dedupOn, queries, end), evalAll(t, native, dedupOn, queries, end))
@@ -180,7 +180,7 @@ func TestNativeLocalWithRemoteReplicaDeduplicates(t *testing.T) {
 	remoteB := tsdbClient(dbB, extB)
 	for _, m := range readModes {
 		dbA := openTSDB(t, m.opts(), 40, func(i int) bool { return i >= 10 && i < 20 }) // A down for 10 scrapes
-		native := creator(withLocal(m.local(dbA, extA), func() bool { return true }, thanosCreator(t, remoteB)))
+		native := creator(withLocal(m.local(dbA, extA), func(int64, int64) bool { return true }, thanosCreator(t, remoteB), nil, nil))
 		for _, dedupOn := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/dedup=%t", m.name, dedupOn), func(t *testing.T) {
 				want := evalAll(t, thanosCreator(t, tsdbClient(dbA, extA), remoteB), dedupOn, queries, end)

@@ -3,9 +3,12 @@ package querier
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/thanos-io/thanos/pkg/component"
 	"github.com/thanos-io/thanos/pkg/info/infopb"
+	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/store"
 	"github.com/thanos-io/thanos/pkg/store/labelpb"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
@@ -14,7 +17,7 @@ import (
 )
 
 // LocalStore is a StoreAPI server living in this process: the TSDBStore over
-// the local head and, later, the bucket store.
+// the local head, the bucket store.
 type LocalStore interface {
 	storepb.StoreServer
 	LabelSet() []labelpb.ZLabelSet
@@ -29,13 +32,34 @@ type LocalStore interface {
 // Thanos' equivalent (receive's localClient) is unexported.
 type localClient struct {
 	name   string
+	typ    component.Component
 	store  LocalStore
 	client storepb.StoreClient
 }
 
-// NewLocalClient wraps an in-process store as a ProxyStore client.
-func NewLocalClient(name string, s LocalStore) store.Client {
-	return &localClient{name: name, store: s, client: storepb.ServerAsClient(s, atomic.Bool{})}
+// NewLocalClient wraps an in-process store as a ProxyStore client; the
+// Stores page lists it by name under typ.
+func NewLocalClient(name string, typ component.Component, s LocalStore) store.Client {
+	return &localClient{name: name, typ: typ, store: s, client: storepb.ServerAsClient(s, atomic.Bool{})}
+}
+
+// inProcess is a store client the Stores page lists beside the gRPC endpoints.
+type inProcess interface {
+	status() (statusProvider, bool)
+}
+
+func (c *localClient) status() (statusProvider, bool) {
+	return func(now time.Time) query.EndpointStatus {
+		mint, maxt := c.store.TimeRange()
+		return query.EndpointStatus{
+			Name:          c.name,
+			LastCheck:     now,
+			LabelSets:     c.store.ExtLabelSets(),
+			ComponentType: c.typ,
+			MinTime:       mint,
+			MaxTime:       maxt,
+		}
+	}, true
 }
 
 func (c *localClient) Series(ctx context.Context, in *storepb.SeriesRequest, opts ...grpc.CallOption) (storepb.Store_SeriesClient, error) {

@@ -49,8 +49,10 @@ type Querier struct {
 	ins       extpromhttp.InstrumentationMiddleware
 }
 
-// New builds the querier over the local TSDB (read natively), the other
-// in-process stores and the gRPC endpoints peers returns. reg must be the
+// New builds the querier over the local TSDB (read natively), the
+// in-process stores of history (the bucket store: asked only for the time
+// before the local TSDB's oldest sample, and chained with it) and the gRPC
+// endpoints peers returns (replicas, deduplicated). reg must be the
 // querier's own registry: its engines register prometheus_engine_* metrics
 // that collide with the rules engine's.
 func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local *Local, stores func() []store.Client, peers func() []*query.GRPCEndpointSpec) *Querier {
@@ -58,12 +60,23 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	replicaLabels := []string{cfg.ReplicaLabel}
 
 	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, unhealthyEndpointTimeout, endpointInfoTimeout, timeout)
-	remoteStores := func() []store.Client { return append(stores(), endpoints.GetStoreClients()...) }
-	proxy := store.NewProxyStore(logger, reg, remoteStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
-
+	proxy := store.NewProxyStore(logger, reg, endpoints.GetStoreClients, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
 	remote := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
-	queryable := query.QueryableCreator(withLocal(local, func() bool { return len(remoteStores()) > 0 }, remote))
+
+	historyStores := func() []store.Client {
+		var out []store.Client
+		for _, s := range stores() {
+			out = append(out, clampBefore(s, local.minTime))
+		}
+		return out
+	}
+	// No registry: the peers' proxy and creator registered the same
+	// metric names already.
+	historyProxy := store.NewProxyStore(logger, nil, historyStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+	history := query.NewQueryableCreator(logger, nil, historyProxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
+
+	queryable := query.QueryableCreator(withLocal(local, overlapping(endpoints.GetStoreClients), remote, overlapping(historyStores), history))
 	remoteEndpoints := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
 	// No active query tracker: Prometheus' engine owns the one in the data dir.
 	engines := queryapi.NewQueryFactoryWithOpts(reg, engineOpts(logger, cfg), promqlQueryMode, disableEngineFallback)
@@ -72,7 +85,17 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	qapi := queryapi.NewQueryAPI(
 		logger,
 		// The Stores page lists the in-process stores beside the gRPC endpoints.
-		endpointStatus(endpoints.GetEndpointStatus, []statusProvider{local.status}),
+		endpointStatus(endpoints.GetEndpointStatus, func() []statusProvider {
+			out := []statusProvider{local.status}
+			for _, s := range stores() {
+				if p, ok := s.(inProcess); ok {
+					if sp, ok := p.status(); ok {
+						out = append(out, sp)
+					}
+				}
+			}
+			return out
+		}),
 		engines,
 		promqlEngine,
 		lookback,

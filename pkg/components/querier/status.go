@@ -23,11 +23,11 @@ type statusProvider func(now time.Time) query.EndpointStatus
 
 // endpointStatus returns the statuses of the gRPC endpoints and the
 // in-process stores, by name as the EndpointSet sorts them.
-func endpointStatus(grpc func() []query.EndpointStatus, inProcess []statusProvider) func() []query.EndpointStatus {
+func endpointStatus(grpc func() []query.EndpointStatus, inProcess func() []statusProvider) func() []query.EndpointStatus {
 	return func() []query.EndpointStatus {
 		out := grpc()
 		now := time.Now()
-		for _, p := range inProcess {
+		for _, p := range inProcess() {
 			out = append(out, p(now))
 		}
 		slices.SortStableFunc(out, func(a, b query.EndpointStatus) int { return strings.Compare(a.Name, b.Name) })
@@ -60,6 +60,13 @@ func (l *Local) status(now time.Time) query.EndpointStatus {
 type tsdbRanges interface {
 	Blocks() []*tsdb.Block
 	Head() *tsdb.Head
+}
+
+// minTime is the local TSDB's oldest sample (the oldest block's start, or
+// the head's), read now; math.MaxInt64 when it holds nothing.
+func (l *Local) minTime() int64 {
+	mint, _ := l.timeRange()
+	return mint
 }
 
 // timeRange is the span of the samples in the blocks and the head, both ends

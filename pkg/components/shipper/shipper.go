@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -60,6 +61,9 @@ type Shipper struct {
 	shipper *thanosshipper.Shipper
 	trigger chan struct{}
 
+	uploadedMtx sync.Mutex
+	uploaded    []func()
+
 	pending       prometheus.Gauge
 	oldestPending prometheus.Gauge
 }
@@ -92,7 +96,18 @@ func New(o Options) (*Shipper, error) {
 			Help: "When the oldest block pending upload was cut (0 when none is pending).",
 		}),
 	}
+	if o.Uploaded != nil {
+		s.uploaded = append(s.uploaded, o.Uploaded)
+	}
 	return s, nil
+}
+
+// OnUploaded adds f to what is told after a sync that uploaded blocks (the
+// store gateway, built after the shipper, syncs at once).
+func (s *Shipper) OnUploaded(f func()) {
+	s.uploadedMtx.Lock()
+	defer s.uploadedMtx.Unlock()
+	s.uploaded = append(s.uploaded, f)
 }
 
 // Keep is the TSDB's retention guard: a non-empty block stays until it is
@@ -147,8 +162,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if s.opts.Report != nil {
 			s.opts.Report(err)
 		}
-		if uploaded > 0 && s.opts.Uploaded != nil {
-			s.opts.Uploaded()
+		if uploaded > 0 {
+			s.uploadedMtx.Lock()
+			fs := s.uploaded
+			s.uploadedMtx.Unlock()
+			for _, f := range fs {
+				f()
+			}
 		}
 	}
 }

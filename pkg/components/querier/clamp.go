@@ -1,0 +1,107 @@
+package querier
+
+import (
+	"context"
+	"io"
+	"math"
+
+	"github.com/thanos-io/thanos/pkg/store"
+	"github.com/thanos-io/thanos/pkg/store/storepb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// clampBefore returns c asking only for data before before() (the local
+// TSDB's oldest sample, read at each request): a request's end is clamped
+// to before()-1 and a request that starts later is not sent. The local TSDB
+// answers from there on; since retention deletes only the blocks the store
+// gateway serves, the two ranges meet without a gap or an overlap.
+//
+// With the HA peer's blocks in the bucket this clamp must become one per
+// external label set: the local TSDB does not cover the peer's series, so
+// its blocks must be read up to their own end (the HA issue does that).
+func clampBefore(c store.Client, before func() int64) store.Client {
+	return &clampedClient{Client: c, before: before}
+}
+
+type clampedClient struct {
+	store.Client
+	before func() int64
+}
+
+// maxt is the last millisecond the store is asked for.
+func (c *clampedClient) maxt() int64 {
+	b := c.before()
+	if b == math.MinInt64 {
+		return b
+	}
+	return b - 1
+}
+
+func (c *clampedClient) Series(ctx context.Context, in *storepb.SeriesRequest, opts ...grpc.CallOption) (storepb.Store_SeriesClient, error) {
+	maxt := c.maxt()
+	if in.MinTime > maxt {
+		return emptySeries{ctx: ctx}, nil
+	}
+	if in.MaxTime > maxt {
+		r := *in
+		r.MaxTime = maxt
+		in = &r
+	}
+	return c.Client.Series(ctx, in, opts...)
+}
+
+func (c *clampedClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, opts ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
+	maxt := c.maxt()
+	if in.Start > maxt {
+		return &storepb.LabelNamesResponse{}, nil
+	}
+	if in.End > maxt {
+		r := *in
+		r.End = maxt
+		in = &r
+	}
+	return c.Client.LabelNames(ctx, in, opts...)
+}
+
+func (c *clampedClient) LabelValues(ctx context.Context, in *storepb.LabelValuesRequest, opts ...grpc.CallOption) (*storepb.LabelValuesResponse, error) {
+	maxt := c.maxt()
+	if in.Start > maxt {
+		return &storepb.LabelValuesResponse{}, nil
+	}
+	if in.End > maxt {
+		r := *in
+		r.End = maxt
+		in = &r
+	}
+	return c.Client.LabelValues(ctx, in, opts...)
+}
+
+// TimeRange is the store's, clamped: the ProxyStore skips the store for
+// requests after it.
+func (c *clampedClient) TimeRange() (int64, int64) {
+	mint, maxt := c.Client.TimeRange()
+	return mint, min(maxt, c.maxt())
+}
+
+func (c *clampedClient) String() string { return c.Client.String() + " before the local TSDB" }
+
+// status lists the store with its own range.
+func (c *clampedClient) status() (statusProvider, bool) {
+	s, ok := c.Client.(inProcess)
+	if !ok {
+		return nil, false
+	}
+	return s.status()
+}
+
+// emptySeries is a Series stream with nothing in it.
+type emptySeries struct{ ctx context.Context }
+
+func (emptySeries) Recv() (*storepb.SeriesResponse, error) { return nil, io.EOF }
+func (emptySeries) Header() (metadata.MD, error)           { return nil, nil }
+func (emptySeries) Trailer() metadata.MD                   { return nil }
+func (emptySeries) CloseSend() error                       { return nil }
+func (e emptySeries) Context() context.Context             { return e.ctx }
+func (emptySeries) SendMsg(any) error                      { return nil }
+func (emptySeries) RecvMsg(any) error                      { return io.EOF }
