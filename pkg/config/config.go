@@ -104,6 +104,10 @@ type StoreGatewayConfig struct {
 	// IndexCacheSize bounds the in-memory cache of index entries (postings,
 	// series) read from the bucket; 0 disables it.
 	IndexCacheSize Bytes `yaml:"index_cache_size"`
+	// SyncInterval is how often the bucket is listed for blocks others
+	// wrote (the peer, the compactor); this host's uploads load at once.
+	// Stock thanos store's --sync-block-duration.
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // WebConfig tunes the HTTP side.
@@ -139,7 +143,7 @@ func Default() *Config {
 			CancelMemoryRatio: 0.85,
 		},
 		// Stock thanos store's --index-cache-size.
-		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20},
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, SyncInterval: Duration(3 * time.Minute)},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
 			ForGracePeriod:        Duration(10 * time.Minute),
@@ -288,6 +292,9 @@ func (c *Config) Validate() error {
 		if p.value < 0 {
 			field(p.name, "must not be negative (0 means no limit)")
 		}
+	}
+	if c.StoreGateway.SyncInterval < Duration(time.Second) {
+		field("store_gateway.sync_interval", "must be at least 1s")
 	}
 	if c.StoreGateway.IndexCacheSize < 0 {
 		field("store_gateway.index_cache_size", "must not be negative (0 disables the cache)")

@@ -142,6 +142,7 @@ bucket:
   config_file: /etc/monstack/bucket.yml
 store_gateway:
   index_cache_size: 64MiB
+  sync_interval: 30s
 web:
   external_url: https://prom.example.com/monstack
 `)
@@ -178,7 +179,7 @@ web:
 			NotificationQueueSize: 5,
 		},
 		Bucket:       BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
-		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20},
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20, SyncInterval: d(30 * time.Second)},
 		Web:          WebConfig{ExternalURL: "https://prom.example.com/monstack"},
 	}
 	got := *cfg

@@ -7,10 +7,6 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/storegateway"
 )
 
-// storeSyncInterval is how often the store gateway looks for blocks others
-// uploaded (the peer, the compactor); our own uploads trigger a sync at once.
-const storeSyncInterval = 3 * time.Minute
-
 // initStoreGateway serves the bucket's blocks to the querier. Its
 // index-headers live beside the TSDB, not in it (DESIGN.md §3.16). The
 // shipper's uploads trigger a sync, and retention keeps every local block
@@ -22,7 +18,7 @@ func (c *components) initStoreGateway() (parts, error) {
 		Bucket:         c.bucket,
 		Dir:            filepath.Join(c.rt.DataDir, "store-gateway"),
 		IndexCacheSize: int64(c.cfg.StoreGateway.IndexCacheSize),
-		Interval:       storeSyncInterval,
+		Interval:       time.Duration(c.cfg.StoreGateway.SyncInterval),
 		Report:         func(err error) { c.d.readiness.SetDegraded(StoreGateway, err) },
 	})
 	if err != nil {
