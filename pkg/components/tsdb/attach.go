@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 )
 
 // The querier gives every local series the external labels. Adding them
@@ -39,12 +40,20 @@ func newBlockQuerier(b tsdb.BlockReader, mint, maxt int64) (storage.Querier, err
 	if err != nil {
 		return nil, err
 	}
-	return &blockQuerier{Querier: q, b: b, mint: mint, maxt: maxt}, nil
+	// The labelling querier is opened at Select, and retention may have
+	// started closing the block by then: a closing block opens no new
+	// reader ("block is closing"). Its readers are opened now, with the
+	// default querier's, and held until Close.
+	p, err := pin(b)
+	if err != nil {
+		return nil, errors.Join(err, q.Close())
+	}
+	return &blockQuerier{Querier: q, b: p, mint: mint, maxt: maxt}, nil
 }
 
 type blockQuerier struct {
 	storage.Querier
-	b          tsdb.BlockReader
+	b          *pinnedBlock
 	mint, maxt int64
 
 	mtx      sync.Mutex
@@ -76,8 +85,50 @@ func (q *blockQuerier) Close() error {
 		errs = append(errs, lq.Close())
 	}
 	q.labelled = nil
+	errs = append(errs, q.b.close())
 	return errors.Join(errs...)
 }
+
+// pinnedBlock is a block whose readers were opened in advance; querier
+// Close calls on them do nothing, close releases them.
+type pinnedBlock struct {
+	tsdb.BlockReader
+	ir tsdb.IndexReader
+	cr tsdb.ChunkReader
+	tr tombstones.Reader
+}
+
+func pin(b tsdb.BlockReader) (p *pinnedBlock, err error) {
+	p = &pinnedBlock{BlockReader: b}
+	if p.ir, err = b.Index(); err != nil {
+		return nil, err
+	}
+	if p.cr, err = b.Chunks(); err != nil {
+		return nil, errors.Join(err, p.ir.Close())
+	}
+	if p.tr, err = b.Tombstones(); err != nil {
+		return nil, errors.Join(err, p.ir.Close(), p.cr.Close())
+	}
+	return p, nil
+}
+
+func (p *pinnedBlock) Index() (tsdb.IndexReader, error)       { return keptIndex{p.ir}, nil }
+func (p *pinnedBlock) Chunks() (tsdb.ChunkReader, error)      { return keptChunks{p.cr}, nil }
+func (p *pinnedBlock) Tombstones() (tombstones.Reader, error) { return keptTombstones{p.tr}, nil }
+
+func (p *pinnedBlock) close() error { return errors.Join(p.ir.Close(), p.cr.Close(), p.tr.Close()) }
+
+type keptIndex struct{ tsdb.IndexReader }
+
+func (keptIndex) Close() error { return nil }
+
+type keptChunks struct{ tsdb.ChunkReader }
+
+func (keptChunks) Close() error { return nil }
+
+type keptTombstones struct{ tombstones.Reader }
+
+func (keptTombstones) Close() error { return nil }
 
 type labellingBlock struct {
 	tsdb.BlockReader

@@ -88,3 +88,77 @@ func TestAttachesLabelsOnlyWithoutOutOfOrder(t *testing.T) {
 		t.Error("out-of-order TSDB attaches labels")
 	}
 }
+
+// A block that retention starts closing after a querier opened it still
+// answers that querier's labelled Selects: the labelling querier's readers
+// were pinned with the querier, and the block waits for them to close.
+func TestAttachWhileBlockCloses(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, nil, nil, Options(config.TSDBConfig{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	app := db.Appender(context.Background())
+	for ts := int64(0); ts < 3*BlockDuration.Milliseconds(); ts += 60_000 {
+		if _, err := app.Append(0, labels.FromStrings("__name__", "m"), ts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	blocks := db.Blocks()
+	if len(blocks) == 0 {
+		t.Fatal("no block cut")
+	}
+	b := blocks[0]
+	q, err := db.Querier(b.MinTime(), b.MaxTime()-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	// Wait until the block refuses new readers: it is closing.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ir, err := b.Index()
+		if err != nil {
+			break
+		}
+		_ = ir.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("block never started closing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx := AttachLabels(context.Background(), labels.FromStrings("replica", "a"))
+	ss := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+	n := 0
+	for ss.Next() {
+		if got := ss.At().Labels().Get("replica"); got != "a" {
+			t.Errorf("series %s without the attached label", ss.At().Labels())
+		}
+		n++
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatalf("Select on a closing block: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("%d series, want 1", n)
+	}
+	select {
+	case <-closed:
+		t.Fatal("the block closed while a querier held it")
+	default:
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
