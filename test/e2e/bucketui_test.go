@@ -141,6 +141,10 @@ func TestBucketUI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s in Chromium: %v", d.url("/bucket/blocks"), err)
 		}
+		// The UI's requests add no series that collide with the query UI's.
+		if code, body, err := httpGet(d.url("/metrics")); err != nil || code != http.StatusOK {
+			t.Errorf("/metrics after the blocks page: %d %v\n%.1000s", code, err, body)
+		}
 	})
 }
 
