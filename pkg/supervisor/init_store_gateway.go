@@ -20,6 +20,7 @@ func (c *components) initStoreGateway() (parts, error) {
 		IndexCacheSize: int64(c.cfg.StoreGateway.IndexCacheSize),
 		Interval:       time.Duration(c.cfg.StoreGateway.SyncInterval),
 		Report:         func(err error) { c.d.readiness.SetDegraded(StoreGateway, err) },
+		WebLabel:       c.cfg.Query.ReplicaLabel,
 	})
 	if err != nil {
 		return parts{}, err

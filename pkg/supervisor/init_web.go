@@ -7,15 +7,18 @@ import (
 )
 
 // initWeb installs the query API and UI and Prometheus' API on the HTTP
-// server, both behind the memory guard.
+// server, both behind the memory guard, and the store gateway's bucket UI
+// (block metas only, no query).
 func (c *components) initWeb() (parts, error) {
-	queryAPI, ui := route.New(), route.New()
+	queryAPI, ui, bucket := route.New(), route.New(), route.New()
 	c.querier.RegisterAPI(queryAPI)
 	c.querier.RegisterUI(ui)
+	c.storeGateway.RegisterWeb(bucket, web.BucketPrefix)
 	c.http.SetRoutes(web.Routes{
 		QueryAPI:      c.admission.Wrap(queryAPI),
 		PrometheusAPI: c.admission.Wrap(c.promAPI),
 		UI:            ui,
+		Bucket:        bucket,
 	})
 	return parts{}, nil
 }

@@ -141,8 +141,8 @@ func modules() []module {
 			help: "Prometheus' own HTTP API over the local TSDB, scrape, rules and notifier"},
 		{name: Admission, kind: service, init: (*components).initAdmission,
 			help: "memory guard of the query APIs: 503 for new queries, cancels running ones near GOMEMLIMIT"},
-		{name: Web, kind: setup, deps: []string{HTTPServer, Querier, PrometheusAPI, Admission}, init: (*components).initWeb,
-			help: "routes: Thanos query API and UI at /, Prometheus API at /prometheus/api/v1"},
+		{name: Web, kind: setup, deps: []string{HTTPServer, Querier, StoreGateway, PrometheusAPI, Admission}, init: (*components).initWeb,
+			help: "routes: Thanos query API and UI at /, Prometheus API at /prometheus/api/v1, bucket UI at /bucket/"},
 		{name: Signals, kind: critical, last: true, init: (*components).initSignals,
 			help: "SIGTERM/SIGINT, SIGHUP reload, systemd notifications; starts last, stops first"},
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,9 +135,15 @@ type finalError struct{ error }
 // first dumps can come before the data the page shows exists.
 func pollPage(t *testing.T, bin, page string, check func(dom string) error) (string, error) {
 	t.Helper()
+	return pollPageWith(t, bin, nil, page, check)
+}
+
+// pollPageWith is pollPage with more Chromium flags.
+func pollPageWith(t *testing.T, bin string, flags []string, page string, check func(dom string) error) (string, error) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		dom, err := runChromium(t, bin, "--dump-dom", page)
+		dom, err := runChromium(t, bin, append(slices.Clone(flags), "--dump-dom", page)...)
 		if err == nil {
 			err = check(dom)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+	blocksapi "github.com/thanos-io/thanos/pkg/api/blocks"
 	"github.com/thanos-io/thanos/pkg/block"
 	"github.com/thanos-io/thanos/pkg/block/metadata"
 	"github.com/thanos-io/thanos/pkg/extprom"
@@ -61,6 +62,9 @@ type Options struct {
 	// Report receives the sync state for readiness: nil when the last sync
 	// loaded every block, else what failed.
 	Report func(error)
+	// WebLabel is the external label the bucket UI titles block rows with
+	// (stock --bucket-web-label).
+	WebLabel string
 }
 
 // StoreGateway is a BucketStore with its sync actor.
@@ -69,6 +73,7 @@ type StoreGateway struct {
 	store   *store.BucketStore
 	fetcher *recordingFetcher
 	trigger chan struct{}
+	blocks  *blocksapi.BlocksAPI
 
 	// served holds the ULIDs the store serves raw data for: its loaded
 	// resolution-0 blocks and their compaction sources. Read by the TSDB's
@@ -94,6 +99,13 @@ func New(o Options) (*StoreGateway, error) {
 		return nil, fmt.Errorf("store gateway meta fetcher: %w", err)
 	}
 	rf := &recordingFetcher{MetadataFetcher: fetcher, known: map[ulid.ULID]*metadata.Meta{}}
+	blocks := newBlocksAPI(o.Logger, o.WebLabel)
+	// As stock thanos store: the bucket UI shows what each sync fetched.
+	// Set here, before Run: the fetcher's listener is not goroutine-safe.
+	fetcher.UpdateOnChange(func(metas []metadata.Meta, err error) {
+		blocks.SetGlobal(metas, err)
+		blocks.SetLoaded(metas, err)
+	})
 	chunkPool, err := store.NewDefaultChunkBytesPool(chunkPoolSize)
 	if err != nil {
 		return nil, fmt.Errorf("store gateway chunk pool: %w", err)
@@ -126,7 +138,7 @@ func New(o Options) (*StoreGateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create bucket store: %w", err)
 	}
-	g := &StoreGateway{opts: o, store: bs, fetcher: rf, trigger: make(chan struct{}, 1)}
+	g := &StoreGateway{opts: o, store: bs, fetcher: rf, trigger: make(chan struct{}, 1), blocks: blocks}
 	g.served.Store(&map[ulid.ULID]struct{}{})
 	return g, nil
 }

@@ -38,7 +38,14 @@ type Routes struct {
 	PrometheusAPI http.Handler
 	// UI is the Thanos query UI, at /.
 	UI http.Handler
+	// Bucket is the Thanos bucket UI (the blocks page) and its blocks API,
+	// at BucketPrefix: the handler sees paths without it.
+	Bucket http.Handler
 }
+
+// BucketPrefix is where the bucket UI is served; its React app calls the
+// blocks API at BucketPrefix/api/v1/blocks.
+const BucketPrefix = "/bucket"
 
 // prometheusPaths are the /api/v1 paths answered by Prometheus' API rather
 // than the querier: they describe this host's scraping, rules and TSDB.
@@ -153,6 +160,12 @@ func (s *Server) mux() *http.ServeMux {
 			r.QueryAPI.ServeHTTP(w, req)
 		}))
 	})))
+	mux.Handle(BucketPrefix+"/", s.gated(func(r *Routes) http.Handler {
+		if r.Bucket == nil {
+			return http.NotFoundHandler()
+		}
+		return http.StripPrefix(BucketPrefix, r.Bucket)
+	}))
 	mux.Handle("/", s.gated(func(r *Routes) http.Handler { return r.UI }))
 	return mux
 }

@@ -61,13 +61,13 @@ func TestServerGatesAPIsUntilReadyAndRoutesByPath(t *testing.T) {
 	if code, body := get(t, base+"/-/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "WAL replay") {
 		t.Fatalf("/-/ready during start-up: %d %q", code, body)
 	}
-	for _, p := range []string{"/api/v1/query", "/prometheus/api/v1/query", "/graph"} {
+	for _, p := range []string{"/api/v1/query", "/prometheus/api/v1/query", "/graph", "/bucket/", "/bucket/api/v1/blocks"} {
 		if code, body := get(t, base+p); code != http.StatusServiceUnavailable || !strings.Contains(body, `"status":"error"`) {
 			t.Fatalf("%s before ready: %d %q", p, code, body)
 		}
 	}
 
-	s.SetRoutes(Routes{QueryAPI: named("thanos"), PrometheusAPI: named("prometheus"), UI: named("ui")})
+	s.SetRoutes(Routes{QueryAPI: named("thanos"), PrometheusAPI: named("prometheus"), UI: named("ui"), Bucket: named("bucket")})
 	ready.Store(true)
 	for path, want := range map[string]string{
 		"/api/v1/query":            "thanos /query",
@@ -80,6 +80,11 @@ func TestServerGatesAPIsUntilReadyAndRoutesByPath(t *testing.T) {
 		"/prometheus/api/v1/query": "prometheus /query",
 		"/graph":                   "ui /graph",
 		"/api/v1/rulesX":           "thanos /rulesX",
+		"/bucket":                  "bucket /", // redirected to /bucket/
+		"/bucket/":                 "bucket /",
+		"/bucket/blocks":           "bucket /blocks",
+		"/bucket/api/v1/blocks":    "bucket /api/v1/blocks",
+		"/bucketX":                 "ui /bucketX",
 	} {
 		if code, body := get(t, base+path); code != http.StatusOK || body != want {
 			t.Errorf("%s: %d %q, want %q", path, code, body, want)
