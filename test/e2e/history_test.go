@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-kit/log"
 	miniogo "github.com/minio/minio-go/v7"
-	"github.com/thanos-io/thanos/pkg/block/metadata"
 )
 
 // rawQuery runs an instant query at `at` and returns the result's JSON
@@ -57,16 +55,7 @@ func TestBucketHistoryHandOff(t *testing.T) {
 	end := time.Now().Truncate(2 * time.Hour)
 	for i := 15; i > 0; i-- {
 		mint := end.Add(-time.Duration(i) * 2 * time.Hour)
-		id := writeBlock(t, s.tsdbDir, blockSpec{mint: mint, maxt: mint.Add(2 * time.Hour), nSeries: 20, nSamples: 100})
-		meta, err := metadata.ReadFromDir(filepath.Join(s.tsdbDir, id.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		meta.Thanos = metadata.Thanos{}
-		if err := meta.WriteToDir(log.NewNopLogger(), filepath.Join(s.tsdbDir, id.String())); err != nil {
-			t.Fatal(err)
-		}
-		s.ids = append(s.ids, id)
+		s.ids = append(s.ids, writeTSDBBlock(t, s.tsdbDir, mint, 20, 100))
 	}
 	d := startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
 

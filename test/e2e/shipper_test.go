@@ -41,19 +41,26 @@ func newShipperSetup(t *testing.T, m *minio, blocks int) *shipperSetup {
 	start := time.Now().Add(-10 * time.Hour).Truncate(2 * time.Hour)
 	for i := 0; i < blocks; i++ {
 		mint := start.Add(time.Duration(i) * 2 * time.Hour)
-		id := writeBlock(t, s.tsdbDir, blockSpec{mint: mint, maxt: mint.Add(2 * time.Hour), nSeries: 50, nSamples: 120})
-		// As the TSDB writes them: no Thanos labels, not marked for a source yet.
-		meta, err := metadata.ReadFromDir(filepath.Join(s.tsdbDir, id.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		meta.Thanos = metadata.Thanos{}
-		if err := meta.WriteToDir(log.NewNopLogger(), filepath.Join(s.tsdbDir, id.String())); err != nil {
-			t.Fatal(err)
-		}
-		s.ids = append(s.ids, id)
+		s.ids = append(s.ids, writeTSDBBlock(t, s.tsdbDir, mint, 50, 120))
 	}
 	return s
+}
+
+// writeTSDBBlock writes a 2h block from mint into a TSDB directory as the
+// TSDB writes it: no Thanos labels, no source yet.
+func writeTSDBBlock(t *testing.T, dir string, mint time.Time, nSeries, nSamples int) ulid.ULID {
+	t.Helper()
+	id := writeBlock(t, dir, blockSpec{mint: mint, maxt: mint.Add(2 * time.Hour), nSeries: nSeries, nSamples: nSamples})
+	bdir := filepath.Join(dir, id.String())
+	meta, err := metadata.ReadFromDir(bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Thanos = metadata.Thanos{}
+	if err := meta.WriteToDir(log.NewNopLogger(), bdir); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // bucketBlocks lists the block directories in MinIO and, for each, its objects.
