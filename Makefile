@@ -31,7 +31,7 @@ run: build
 # Installs the real peers the end-to-end tests run against (idempotent, cached).
 deps:
 	./scripts/test-deps.sh
-	./scripts/stock-bins.sh thanos promtool
+	./scripts/stock-bins.sh thanos promtool prometheus
 
 vet: thanos-src
 	$(GO) vet $(FLAGS) ./...
@@ -40,7 +40,7 @@ test-unit: thanos-src
 	$(GO) test $(FLAGS) -race -count=1 $$($(GO) list $(FLAGS) ./... | grep -v /test/e2e)
 
 test-e2e: build deps
-	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos STOCK_PROMTOOL_BIN=$(CURDIR)/.cache/bin/promtool $(GO) test $(FLAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos STOCK_PROMTOOL_BIN=$(CURDIR)/.cache/bin/promtool STOCK_PROMETHEUS_BIN=$(CURDIR)/.cache/bin/prometheus $(GO) test $(FLAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
 # The benchmark harness at a tiny scale: proves it works, asserts no figure.
 test-bench: build bench-bins
