@@ -38,43 +38,41 @@ func (c *clampedClient) maxt() int64 {
 	return b - 1
 }
 
-func (c *clampedClient) Series(ctx context.Context, in *storepb.SeriesRequest, opts ...grpc.CallOption) (storepb.Store_SeriesClient, error) {
+// clamp returns the end a request over [start, end] may ask the store for,
+// and false when the store holds nothing the request needs.
+func (c *clampedClient) clamp(start, end int64) (int64, bool) {
 	maxt := c.maxt()
-	if in.MinTime > maxt {
+	return min(end, maxt), start <= maxt
+}
+
+func (c *clampedClient) Series(ctx context.Context, in *storepb.SeriesRequest, opts ...grpc.CallOption) (storepb.Store_SeriesClient, error) {
+	end, ok := c.clamp(in.MinTime, in.MaxTime)
+	if !ok {
 		return emptySeries{ctx: ctx}, nil
 	}
-	if in.MaxTime > maxt {
-		r := *in
-		r.MaxTime = maxt
-		in = &r
-	}
-	return c.Client.Series(ctx, in, opts...)
+	r := *in
+	r.MaxTime = end
+	return c.Client.Series(ctx, &r, opts...)
 }
 
 func (c *clampedClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, opts ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
-	maxt := c.maxt()
-	if in.Start > maxt {
+	end, ok := c.clamp(in.Start, in.End)
+	if !ok {
 		return &storepb.LabelNamesResponse{}, nil
 	}
-	if in.End > maxt {
-		r := *in
-		r.End = maxt
-		in = &r
-	}
-	return c.Client.LabelNames(ctx, in, opts...)
+	r := *in
+	r.End = end
+	return c.Client.LabelNames(ctx, &r, opts...)
 }
 
 func (c *clampedClient) LabelValues(ctx context.Context, in *storepb.LabelValuesRequest, opts ...grpc.CallOption) (*storepb.LabelValuesResponse, error) {
-	maxt := c.maxt()
-	if in.Start > maxt {
+	end, ok := c.clamp(in.Start, in.End)
+	if !ok {
 		return &storepb.LabelValuesResponse{}, nil
 	}
-	if in.End > maxt {
-		r := *in
-		r.End = maxt
-		in = &r
-	}
-	return c.Client.LabelValues(ctx, in, opts...)
+	r := *in
+	r.End = end
+	return c.Client.LabelValues(ctx, &r, opts...)
 }
 
 // TimeRange is the store's, clamped: the ProxyStore skips the store for
