@@ -3,10 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -199,25 +204,117 @@ func TestShipperMinioOutage(t *testing.T) {
 	}
 }
 
-// What a SIGKILL in the middle of an upload leaves behind (chunks and index
-// in the bucket, no meta.json, the block not in thanos.shipper.json): the
-// restarted daemon uploads the block again, completely and once.
-func TestShipperCompletesInterruptedUpload(t *testing.T) {
+// A SIGKILL in the middle of an upload: a proxy in front of MinIO holds the
+// PUT of the block's meta.json, after its chunks and index went through, and
+// the daemon is killed while it waits. The bucket then holds a partial block
+// that no query may see; the restarted daemon uploads the block again,
+// completely and once, and queries count its samples once.
+func TestShipperSIGKILLMidUpload(t *testing.T) {
 	m := startMinio(t)
 	s := newShipperSetup(t, m, 1)
 	id := s.ids[0].String()
-	ctx := context.Background()
-	for _, f := range []string{"chunks/000001", "index"} {
-		if _, err := m.client().FPutObject(ctx, minioBucket, id+"/"+f, filepath.Join(s.tsdbDir, id, f), miniogo.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(s.tsdbDir, "thanos.shipper.json")); err == nil {
-		t.Fatal("thanos.shipper.json exists before the first start")
-	}
+	p := newStallProxy(t, m, id+"/meta.json")
+	writeFile(t, filepath.Join(s.dir, "bucket.yml"), strings.Replace(m.bucketYAML(), m.endpoint(), p.addr, 1))
+
 	d := startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
-	eventually(t, 60*time.Second, "the interrupted block uploaded", func() error { return s.uploadedOnce(t) })
+	select {
+	case <-p.stalled:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the upload never reached meta.json")
+	}
+	partial := bucketBlocks(t, m)[id]
+	sort.Strings(partial)
+	if !contains(partial, "index") || !contains(partial, "chunks/000001") || contains(partial, "meta.json") {
+		t.Fatalf("bucket before the kill: %v, want chunks and index without meta.json", partial)
+	}
+	d.signal(t, syscall.SIGKILL)
+	d.wait(t, 10*time.Second)
+
+	// Restarted with meta.json still held: the partial block stays out of
+	// the store gateway, and the local copy answers alone.
+	d = startDaemonAt(t, s.httpAddr, s.dataDir, nil, s.args...)
+	at := time.UnixMilli(mustMeta(t, s.tsdbDir, id).MaxTime)
+	q := `sum(count_over_time(e2e_bucket_metric[2h]))`
+	var local float64
+	eventually(t, 30*time.Second, "the block answered locally", func() error {
+		v, err := d.scalarOf(q, at)
+		local = v
+		return err
+	})
+	if local <= 0 {
+		t.Fatalf("%s = %v before the upload", q, local)
+	}
+	eventually(t, 60*time.Second, "a store gateway sync that skips the partial block", func() error {
+		if v, err := d.metric("thanos_blocks_meta_syncs_total"); err != nil || v < 1 {
+			return fmt.Errorf("syncs %v %v", v, err)
+		}
+		return nil
+	})
+	if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v != 0 {
+		t.Errorf("store gateway loaded %v blocks (%v) from a bucket with only a partial one", v, err)
+	}
+
+	p.release()
+	eventually(t, 90*time.Second, "the block uploaded once after the restart", func() error { return s.uploadedOnce(t) })
 	if v, err := d.metric("thanos_shipper_uploads_total"); err != nil || v != 1 {
 		t.Errorf("thanos_shipper_uploads_total = %v (%v), want 1", v, err)
 	}
+	eventually(t, 30*time.Second, "the uploaded block loaded by the store gateway", func() error {
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v != 1 {
+			return fmt.Errorf("blocks loaded %v %v", v, err)
+		}
+		return nil
+	})
+	if v, err := d.scalarOf(q, at); err != nil || v != local {
+		t.Errorf("%s = %v (%v) with the block local and in the bucket, want %v as before", q, v, err, local)
+	}
+}
+
+// stallProxy forwards to MinIO but holds PUTs of one object until released
+// or until the client goes away.
+type stallProxy struct {
+	addr    string
+	stalled chan struct{} // closed when the held PUT arrives
+	release func()
+}
+
+func newStallProxy(t *testing.T, m *minio, object string) *stallProxy {
+	t.Helper()
+	target, err := url.Parse(m.endpointURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &stallProxy{stalled: make(chan struct{})}
+	var once, stallOnce sync.Once
+	released := make(chan struct{})
+	p.release = func() { once.Do(func() { close(released) }) }
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = l.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+object) {
+			stallOnce.Do(func() { close(p.stalled) })
+			select {
+			case <-released:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { p.release(); srv.Close() })
+	return p
+}
+
+func mustMeta(t *testing.T, tsdbDir, id string) *metadata.Meta {
+	t.Helper()
+	meta, err := metadata.ReadFromDir(filepath.Join(tsdbDir, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return meta
 }
