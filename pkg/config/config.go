@@ -29,6 +29,7 @@ type Config struct {
 	Rules        RulesConfig        `yaml:"rules"`
 	Bucket       BucketConfig       `yaml:"bucket"`
 	StoreGateway StoreGatewayConfig `yaml:"store_gateway"`
+	Peers        PeersConfig        `yaml:"peers"`
 	Web          WebConfig          `yaml:"web"`
 
 	// file is the path the config was read from ("" for the embedded default);
@@ -144,6 +145,7 @@ func Default() *Config {
 		},
 		// Stock thanos store's --index-cache-size.
 		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, SyncInterval: Duration(3 * time.Minute)},
+		Peers:        PeersConfig{ResponseTimeout: DefaultPeerResponseTimeout},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
 			ForGracePeriod:        Duration(10 * time.Minute),
@@ -319,6 +321,7 @@ func (c *Config) Validate() error {
 	if c.Bucket.Type == "" && (len(c.Bucket.Config) > 0 || c.Bucket.Prefix != "") {
 		field("bucket.type", "missing: config and prefix need a type")
 	}
+	c.Peers.validate(field)
 	if c.Web.ExternalURL != "" {
 		if u, err := url.Parse(c.Web.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			field("web.external_url", "%q must be an absolute http(s) URL", c.Web.ExternalURL)

@@ -143,6 +143,14 @@ bucket:
 store_gateway:
   index_cache_size: 64MiB
   sync_interval: 30s
+peers:
+  endpoints: [hostb:10901]
+  response_timeout: 2s
+  tls_config:
+    ca_file: ca.crt
+    cert_file: a.crt
+    key_file: a.key
+    server_name: hostb
 web:
   external_url: https://prom.example.com/monstack
 `)
@@ -180,7 +188,12 @@ web:
 		},
 		Bucket:       BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
 		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20, SyncInterval: d(30 * time.Second)},
-		Web:          WebConfig{ExternalURL: "https://prom.example.com/monstack"},
+		Peers: PeersConfig{
+			Endpoints:       []string{"hostb:10901"},
+			ResponseTimeout: d(2 * time.Second),
+			TLS:             ClientTLSConfig{CAFile: "ca.crt", CertFile: "a.crt", KeyFile: "a.key", ServerName: "hostb"},
+		},
+		Web: WebConfig{ExternalURL: "https://prom.example.com/monstack"},
 	}
 	got := *cfg
 	got.file = ""
@@ -244,6 +257,26 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "wrong type for section",
 			content: "tsdb: [1, 2]\n",
 			want:    []string{"line 1", "TSDBConfig"},
+		},
+		{
+			name:    "peer endpoint without a port",
+			content: "peers:\n  endpoints: [hostb:10901, hostb]\n",
+			want:    []string{"field peers.endpoints[1]", `"hostb" is not a host:port address`},
+		},
+		{
+			name:    "peer response timeout zero",
+			content: "peers:\n  response_timeout: 0s\n",
+			want:    []string{"field peers.response_timeout", "must be positive"},
+		},
+		{
+			name:    "peer client certificate without key",
+			content: "peers:\n  tls_config: {cert_file: a.crt}\n",
+			want:    []string{"field peers.tls_config.key_file", "cert_file needs key_file"},
+		},
+		{
+			name:    "peer tls unknown field",
+			content: "peers:\n  tls_config: {ca: a.crt}\n",
+			want:    []string{"line 2", "field peers.tls_config", "field ca not found"},
 		},
 		{
 			name:    "malformed yaml",
@@ -940,6 +973,26 @@ func TestCheckBucketMissingFile(t *testing.T) {
 	assertContains(t, errs[0], filepath.Join(dir, "bucket.yml"))
 	if !errors.Is(errs[0], os.ErrNotExist) {
 		t.Errorf("error %v does not wrap os.ErrNotExist", errs[0])
+	}
+}
+
+// The peers' TLS files are read by check config, relative to monstack.yml,
+// and a missing one names its field.
+func TestCheckPeerTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "ca.crt", "x")
+	cfg := checkSetup(t, dir, "peers:\n  endpoints: [hostb:10901]\n  tls_config: {ca_file: ca.crt, cert_file: a.crt, key_file: a.key}\n")
+	errs := cfg.Check(runtimeFor(t, dir), nil)
+	if len(errs) != 2 {
+		t.Fatalf("Check() = %v, want two errors", errs)
+	}
+	assertContains(t, errs[0], "field peers.tls_config.cert_file", filepath.Join(dir, "a.crt"))
+	assertContains(t, errs[1], "field peers.tls_config.key_file", filepath.Join(dir, "a.key"))
+	if tls := cfg.PeerTLS(); !tls.On() || tls.CAFile != filepath.Join(dir, "ca.crt") {
+		t.Errorf("PeerTLS() = %+v, want TLS on with the CA resolved against %s", tls, dir)
+	}
+	if (ClientTLSConfig{}).On() {
+		t.Error("an empty tls_config turns TLS on")
 	}
 }
 

@@ -169,5 +169,6 @@ func (c *Config) Check(rt Runtime, logger *slog.Logger) []error {
 	if err := c.checkBucket(rt); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, Errors(c.checkPeers())...)
 	return errs
 }

@@ -1,8 +1,9 @@
 package supervisor
 
 import (
+	"time"
+
 	"github.com/thanos-io/thanos/pkg/component"
-	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/store"
 
 	"github.com/monstackd/monstackd/pkg/components/querier"
@@ -11,17 +12,31 @@ import (
 
 // initQuerier builds the Thanos querier over the local TSDB, read natively
 // with the sidecar's external labels, and the store gateway in-process (no
-// gRPC) for the time before the local TSDB's oldest sample. The peer joins
-// it through its endpoint list.
+// gRPC) for the time before the local TSDB's oldest sample. The peers join
+// it over gRPC; their health is a degraded detail of /-/ready, never a
+// start-up error.
 func (c *components) initQuerier() (parts, error) {
 	local := &querier.Local{DB: c.db.DB(), ExternalLabels: c.sidecar.ExternalLabels}
 	if c.db.AttachesLabels() {
 		local.Attach = tsdb.AttachLabels
 	}
 	bucket := querier.NewLocalClient(StoreGateway, component.Store, c.storeGateway.Store())
-	q := querier.New(c.logger(Querier), c.registry(), c.cfg.Query, local,
-		func() []store.Client { return []store.Client{bucket} },
-		func() []*query.GRPCEndpointSpec { return nil })
+	logger, reg := c.logger(Querier), c.registry()
+	dial, err := querier.PeerDialOptions(logger, reg, c.cfg.PeerTLS())
+	if err != nil {
+		return parts{}, err
+	}
+	peers := querier.Peers{
+		Endpoints:       c.cfg.Peers.Endpoints,
+		DialOptions:     dial,
+		ResponseTimeout: time.Duration(c.cfg.Peers.ResponseTimeout),
+		Report:          func(err error) { c.d.readiness.SetDegraded(peersDetail, err) },
+	}
+	q := querier.New(logger, reg, c.cfg.Query, local,
+		func() []store.Client { return []store.Client{bucket} }, peers)
 	c.querier = q
 	return parts{serve: q.RunEndpointUpdates}, nil
 }
+
+// peersDetail names the peers' health on /-/ready.
+const peersDetail = "peers"

@@ -34,7 +34,13 @@ func binPath(t *testing.T, env string) string {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns an address of ip with a port that was free a moment ago.
+func freeAddrOn(t *testing.T, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +84,13 @@ type process struct {
 
 func startProcess(t *testing.T, name, bin string, env []string, args ...string) *process {
 	t.Helper()
+	return startProcessOwned(t, t, name, bin, env, args...)
+}
+
+// startProcessOwned is startProcess for a process that outlives the
+// (sub)test t starting it: owner kills it at its end.
+func startProcessOwned(t, owner *testing.T, name, bin string, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -86,15 +99,15 @@ func startProcess(t *testing.T, name, bin string, env []string, args ...string) 
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		select {
 		case <-p.done:
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 60))
+		if owner.Failed() {
+			owner.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 60))
 		}
 	})
 	return p

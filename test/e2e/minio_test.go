@@ -36,7 +36,14 @@ type minio struct {
 // startMinio starts MinIO, waits until it is live and creates minioBucket.
 func startMinio(t *testing.T) *minio {
 	t.Helper()
-	m := &minio{t: t, bin: binPath(t, "MINIO_BIN"), dataDir: t.TempDir(), addr: freeAddr(t)}
+	return startMinioAt(t, freeAddr(t))
+}
+
+// startMinioAt is startMinio with the S3 API on addr, such as a bridge
+// address that daemons in network namespaces reach.
+func startMinioAt(t *testing.T, addr string) *minio {
+	t.Helper()
+	m := &minio{t: t, bin: binPath(t, "MINIO_BIN"), dataDir: t.TempDir(), addr: addr}
 	m.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

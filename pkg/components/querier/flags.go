@@ -50,7 +50,7 @@ var (
 // "'undefined' bad engine" (DESIGN.md §3.17). Flags that have no
 // counterpart in monstackd (addresses, logging, endpoint discovery) are
 // left out rather than invented.
-func flagsMap(cfg config.QueryConfig) map[string]string {
+func flagsMap(cfg config.QueryConfig, storeResponseTimeout time.Duration) map[string]string {
 	modelDur := func(d time.Duration) string { return model.Duration(d).String() }
 	floats := func(fs []float64) string {
 		out := make([]string, len(fs))
@@ -92,7 +92,7 @@ func flagsMap(cfg config.QueryConfig) map[string]string {
 		"query.tenant-label-name":                            tenancy.DefaultTenantLabel,
 		"query.tenant-certificate-field":                     "",
 		"query.enforce-tenancy":                              "false",
-		"store.response-timeout":                             modelDur(0),
+		"store.response-timeout":                             modelDur(storeResponseTimeout),
 		"store.unhealthy-timeout":                            modelDur(unhealthyEndpointTimeout),
 		"endpoint.info-timeout":                              modelDur(endpointInfoTimeout),
 		"grpc.proxy-strategy":                                string(store.EagerRetrieval),

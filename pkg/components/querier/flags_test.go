@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/thanos-io/thanos/pkg/query"
 	"github.com/thanos-io/thanos/pkg/store"
 
 	"github.com/monstackd/monstackd/pkg/config"
@@ -25,7 +24,7 @@ func newTestAPI(t *testing.T, cfg config.QueryConfig, db *tsdb.DB, ext labels.La
 	local := &Local{DB: db, ExternalLabels: func() labels.Labels { return ext }}
 	q := New(log.NewNopLogger(), prometheus.NewRegistry(), cfg, local,
 		func() []store.Client { return nil },
-		func() []*query.GRPCEndpointSpec { return nil })
+		Peers{ResponseTimeout: 3 * time.Second})
 	r := route.New()
 	q.RegisterAPI(r)
 	srv := httptest.NewServer(r)
@@ -77,6 +76,7 @@ func TestStatusFlagsAsStockQuery(t *testing.T) {
 		"query.partial-response":      "false",
 		"query.auto-downsampling":     "false",
 		"deduplication.func":          "penalty",
+		"store.response-timeout":      "3s",
 		// Formatted as kingpin's float list prints them.
 		"query.telemetry.request-samples-quantiles": "100,1000,10000,100000,1e+06",
 	} {

@@ -44,6 +44,7 @@ const (
 type Querier struct {
 	logger    log.Logger
 	endpoints *query.EndpointSet
+	peers     *peerHealth
 	api       *queryapi.QueryAPI
 	ui        *ui.Query
 	ins       extpromhttp.InstrumentationMiddleware
@@ -51,16 +52,18 @@ type Querier struct {
 
 // New builds the querier over the local TSDB (read natively), the
 // in-process stores of history (the bucket store: asked only for the time
-// before the local TSDB's oldest sample, and chained with it) and the gRPC
-// endpoints peers returns (replicas, deduplicated). reg must be the
+// before the local TSDB's oldest sample, and chained with it) and the
+// peers' StoreAPIs over gRPC (replicas, deduplicated). reg must be the
 // querier's own registry: its engines register prometheus_engine_* metrics
 // that collide with the rules engine's.
-func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local *Local, stores func() []store.Client, peers func() []*query.GRPCEndpointSpec) *Querier {
+func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, local *Local, stores func() []store.Client, peers Peers) *Querier {
 	timeout := time.Duration(cfg.Timeout)
 	replicaLabels := []string{cfg.ReplicaLabel}
 
-	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers, unhealthyEndpointTimeout, endpointInfoTimeout, timeout)
-	proxy := store.NewProxyStore(logger, reg, endpoints.GetStoreClients, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers.specs(), unhealthyEndpointTimeout, endpointInfoTimeout, timeout)
+	// A partitioned peer sends nothing: the response timeout ends the wait
+	// for it, and the answer comes without it, with a warning.
+	proxy := store.NewProxyStore(logger, reg, endpoints.GetStoreClients, component.Query, labels.EmptyLabels(), peers.ResponseTimeout, store.EagerRetrieval)
 	remote := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
 
@@ -114,7 +117,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		nonQueryPartialResponse, // exemplars
 		nonQueryPartialResponse, // status
 		replicaLabels,
-		flagsMap(cfg),
+		flagsMap(cfg, peers.ResponseTimeout),
 		defaultRangeQueryStep,
 		0,     // query.instant.default.max_source_resolution
 		0,     // query.metadata.default-time-range
@@ -132,6 +135,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	return &Querier{
 		logger:    logger,
 		endpoints: endpoints,
+		peers:     newPeerHealth(reg, peers),
 		api:       qapi,
 		ui:        ui.NewQueryUI(logger, endpoints, "", "", "", tenancy.DefaultTenantHeader, tenancy.DefaultTenant, false),
 		ins:       extpromhttp.NewTenantInstrumentationMiddleware(tenancy.DefaultTenantHeader, tenancy.DefaultTenant, reg, nil),
@@ -175,6 +179,7 @@ func (q *Querier) RunEndpointUpdates(ctx context.Context) error {
 	defer q.endpoints.Close()
 	for {
 		q.endpoints.Update(ctx)
+		q.peers.update(lastErrors(q.endpoints.GetEndpointStatus()))
 		select {
 		case <-ctx.Done():
 			return nil

@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The ports every daemon of a pair listens on, in its own namespace.
+const (
+	pairHTTPPort = 9090
+	pairGRPCPort = 10901
+)
+
+// pairSetup is the HA pair as deployed: two daemons, replica-a and
+// replica-b, each in its own network namespace (its own host), peered over
+// gRPC, sharing one MinIO and scraping the same node_exporter in the root
+// namespace.
+type pairSetup struct {
+	t     *testing.T // the test the processes live as long as
+	net   *hostNet
+	hosts [2]*netHost
+	dirs  [2]string
+	d     [2]*daemon
+	m     *minio
+	node  string
+}
+
+func newPair(t *testing.T) *pairSetup {
+	t.Helper()
+	p := &pairSetup{t: t, net: newHostNet(t)}
+	p.node = freeAddrOn(t, p.net.ip)
+	startProcess(t, "node_exporter", binPath(t, "NODE_EXPORTER_BIN"), nil, "--web.listen-address="+p.node, "--no-collector.systemd")
+	waitHTTP200(t, "http://"+p.node+"/metrics", 30*time.Second)
+	p.m = startMinioAt(t, freeAddrOn(t, p.net.ip))
+	for i, name := range []string{"a", "b"} {
+		p.hosts[i] = p.net.addHost(name)
+		p.dirs[i] = t.TempDir()
+	}
+	for i := range p.hosts {
+		dir, other := p.dirs[i], p.hosts[1-i]
+		p.m.writeBucketYAML(filepath.Join(dir, "bucket.yml"))
+		writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+  external_labels: {cluster: e2e}
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: [%q]
+`, p.node))
+		writeFile(t, filepath.Join(dir, "monstack.yml"), fmt.Sprintf(`prometheus: {config_file: prometheus.yml}
+bucket: {config_file: bucket.yml}
+peers:
+  endpoints: [%q]
+  response_timeout: 3s
+`, other.addr(pairGRPCPort)))
+	}
+	p.start(t, 0)
+	p.start(t, 1)
+	return p
+}
+
+// start (re)starts daemon i on its host with its data dir.
+func (p *pairSetup) start(t *testing.T, i int) {
+	t.Helper()
+	h := p.hosts[i]
+	d := &daemon{http: h.addr(pairHTTPPort), grpc: h.addr(pairGRPCPort), dataDir: filepath.Join(p.dirs[i], "data")}
+	bin, args := h.command(binPath(t, "MONSTACKD_BIN"),
+		"--role=replica-"+[]string{"a", "b"}[i], "--config.file="+filepath.Join(p.dirs[i], "monstack.yml"),
+		"--http.address="+d.http, "--grpc.address="+d.grpc, "--data.dir="+d.dataDir)
+	d.process = startProcessOwned(t, p.t, "monstackd replica-"+[]string{"a", "b"}[i], bin, nil, args...)
+	waitHTTP200(t, d.url("/-/ready"), 60*time.Second)
+	p.d[i] = d
+}
+
+// peered waits until each daemon sees the other up.
+func (p *pairSetup) peered(t *testing.T) {
+	t.Helper()
+	for _, d := range p.d {
+		eventually(t, 30*time.Second, "the peer up on "+d.http, func() error {
+			if v, err := d.metric(`monstackd_peer_up{peer="` + p.other(d).grpc + `"}`); err != nil || v != 1 {
+				return fmt.Errorf("monstackd_peer_up %v %v", v, err)
+			}
+			return nil
+		})
+	}
+}
+
+func (p *pairSetup) other(d *daemon) *daemon {
+	if d == p.d[0] {
+		return p.d[1]
+	}
+	return p.d[0]
+}
+
+// queryResult is one API answer with its warnings.
+type queryResult struct {
+	Result   []sample
+	Warnings []string
+}
+
+// query runs an instant (no step) or range query through d, with extra
+// parameters (dedup, partial_response, ...).
+func query(d *daemon, q string, start, end time.Time, step time.Duration, extra url.Values) (queryResult, error) {
+	params := url.Values{"query": {q}}
+	for k, v := range extra {
+		params[k] = v
+	}
+	path := "/api/v1/query"
+	if step > 0 {
+		path = "/api/v1/query_range"
+		params.Set("start", promTS(start))
+		params.Set("step", strconv.FormatFloat(step.Seconds(), 'f', -1, 64))
+	}
+	params.Set(map[bool]string{true: "end", false: "time"}[step > 0], promTS(end))
+	code, body, err := httpGet(d.url(path) + "?" + params.Encode())
+	if err != nil {
+		return queryResult{}, err
+	}
+	var r apiResponse
+	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+		return queryResult{}, fmt.Errorf("%s %s: %d %.400s", path, q, code, body)
+	}
+	var v struct {
+		Result []sample `json:"result"`
+	}
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		return queryResult{}, err
+	}
+	return queryResult{Result: v.Result, Warnings: r.Warnings}, nil
+}
+
+func promTS(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
+
+// sampleTimes returns the timestamps of a range vector's only series.
+func sampleTimes(t *testing.T, r queryResult) []float64 {
+	t.Helper()
+	if len(r.Result) != 1 {
+		t.Fatalf("%d series, want 1: %v", len(r.Result), r.Result)
+	}
+	var ts []float64
+	for _, v := range r.Result[0].Values {
+		ts = append(ts, v[0].(float64))
+	}
+	return ts
+}
+
+// maxGap is the longest distance between consecutive timestamps.
+func maxGap(ts []float64) time.Duration {
+	var g float64
+	for i := 1; i < len(ts); i++ {
+		g = max(g, ts[i]-ts[i-1])
+	}
+	return time.Duration(g * float64(time.Second))
+}
+
+func TestPair(t *testing.T) {
+	p := newPair(t)
+	p.peered(t)
+	a, b := p.d[0], p.d[1]
+	start := time.Now()
+
+	t.Run("stores page lists local, bucket and peer", func(t *testing.T) {
+		for _, d := range p.d {
+			_, body, err := httpGet(d.url("/api/v1/stores"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Data map[string][]struct {
+					Name      string              `json:"name"`
+					LastError *string             `json:"lastError"`
+					LabelSets []map[string]string `json:"labelSets"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for typ, stores := range r.Data {
+				for _, s := range stores {
+					names = append(names, typ+" "+s.Name)
+					if s.LastError != nil {
+						t.Errorf("%s: store %s %s unhealthy: %s", d.http, typ, s.Name, *s.LastError)
+					}
+				}
+			}
+			sort.Strings(names)
+			want := []string{"sidecar " + p.other(d).grpc, "sidecar local", "store store-gateway"}
+			if !slices.Equal(names, want) {
+				t.Errorf("%s: stores %v, want %v\n%s", d.http, names, want, body)
+			}
+		}
+	})
+
+	t.Run("one deduplicated series through either daemon, both with dedup=false", func(t *testing.T) {
+		eventually(t, 30*time.Second, "both replicas' data through both daemons", func() error {
+			for _, d := range p.d {
+				r, err := query(d, `up{job="node"}`, time.Time{}, time.Now(), 0, url.Values{"dedup": {"false"}})
+				if err != nil {
+					return err
+				}
+				var replicas []string
+				for _, s := range r.Result {
+					replicas = append(replicas, s.Metric["replica"])
+				}
+				sort.Strings(replicas)
+				if !slices.Equal(replicas, []string{"a", "b"}) {
+					return fmt.Errorf("%s with dedup=false: replicas %v, want [a b]", d.http, replicas)
+				}
+			}
+			return nil
+		})
+		// Both daemons hold every sample of the last seconds before end.
+		end := time.Now().Add(-3 * time.Second)
+		var got [2]queryResult
+		for i, d := range p.d {
+			r, err := query(d, `node_cpu_seconds_total{cpu="0",mode="idle"}`, end.Add(-10*time.Second), end, time.Second, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Result) != 1 || r.Result[0].Metric["replica"] != "" || len(r.Warnings) > 0 {
+				t.Fatalf("%s: %+v, want one series without a replica label and no warning", d.http, r)
+			}
+			got[i] = r
+		}
+		ja, _ := json.Marshal(got[0].Result)
+		jb, _ := json.Marshal(got[1].Result)
+		if string(ja) != string(jb) {
+			t.Errorf("the daemons differ:\nA %s\nB %s", ja, jb)
+		}
+	})
+
+	t.Run("SIGKILL A for a minute: B answers throughout, no gap afterwards", func(t *testing.T) {
+		a.signal(t, syscall.SIGKILL)
+		a.wait(t, 10*time.Second)
+		down := time.Now()
+		var queries, warned int
+		for time.Since(down) < time.Minute {
+			r, err := query(b, `sum(rate(node_cpu_seconds_total[5s]))`, time.Time{}, time.Now(), 0, nil)
+			if err != nil {
+				t.Fatalf("query through B with A down: %v", err)
+			}
+			if len(r.Result) != 1 {
+				t.Fatalf("query through B with A down: %d series", len(r.Result))
+			}
+			queries++
+			if len(r.Warnings) > 0 {
+				warned++
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("%d queries through B with A down, %d with a warning", queries, warned)
+		p.start(t, 0)
+		a = p.d[0]
+		p.peered(t)
+		window := time.Since(start).Truncate(time.Second) - 2*time.Second
+		end := time.Now().Add(-2 * time.Second)
+		for _, d := range p.d {
+			r, err := query(d, fmt.Sprintf(`up{job="node"}[%ds]`, int(window.Seconds())), time.Time{}, end, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := sampleTimes(t, r)
+			// Thanos' penalty algorithm skips the other replica's samples
+			// within two intervals of the switch.
+			if g := maxGap(ts); g > 2500*time.Millisecond {
+				t.Errorf("%s: a gap of %s in %d deduplicated samples over %s", d.http, g, len(ts), window)
+				raw, _ := query(d, fmt.Sprintf(`up{job="node"}[%ds]`, int(window.Seconds())), time.Time{}, end, 0, url.Values{"dedup": {"false"}})
+				for _, s := range raw.Result {
+					t.Logf("replica %s: %v", s.Metric["replica"], s.Values)
+				}
+				t.Logf("dedup: %v", r.Result[0].Values)
+			}
+			// A counter that never resets: no reset where the answer
+			// switches replicas, and a rate that never goes negative.
+			q := fmt.Sprintf(`resets(node_cpu_seconds_total{cpu="0",mode="idle"}[%ds])`, int(window.Seconds()))
+			r, err = query(d, q, time.Time{}, end, 0, nil)
+			if err != nil || len(r.Result) != 1 || r.Result[0].Value[1] != "0" {
+				t.Errorf("%s: %s = %+v (%v), want 0", d.http, q, r, err)
+			}
+			q = fmt.Sprintf(`min_over_time(rate(node_cpu_seconds_total{cpu="0",mode="idle"}[3s])[%ds:1s]) >= 0`, int(window.Seconds()-5))
+			if r, err = query(d, q, time.Time{}, end, 0, nil); err != nil || len(r.Result) != 1 {
+				t.Errorf("%s: %s = %+v (%v), want one non-negative rate", d.http, q, r, err)
+			}
+		}
+	})
+
+	t.Run("partition: partial answers within the response timeout, whole again after healing", func(t *testing.T) {
+		p.hosts[0].partition(p.hosts[1])
+		for _, d := range p.d {
+			eventually(t, 30*time.Second, "a warning naming the peer", func() error {
+				began := time.Now()
+				r, err := query(d, `count(up{job="node"})`, time.Time{}, time.Now(), 0, nil)
+				if err != nil {
+					return err
+				}
+				if took := time.Since(began); took > 5*time.Second {
+					t.Errorf("%s: a query took %s with the peer partitioned (response timeout 3s)", d.http, took)
+				}
+				if len(r.Result) != 1 {
+					return fmt.Errorf("%d series", len(r.Result))
+				}
+				if !strings.Contains(strings.Join(r.Warnings, "\n"), p.other(d).grpc) {
+					return fmt.Errorf("warnings %q do not name the peer %s", r.Warnings, p.other(d).grpc)
+				}
+				return nil
+			})
+		}
+		p.hosts[0].heal(p.hosts[1])
+		for _, d := range p.d {
+			eventually(t, 20*time.Second, "answers without warnings after healing", func() error {
+				r, err := query(d, `count(up{job="node"})`, time.Time{}, time.Now(), 0, nil)
+				if err != nil {
+					return err
+				}
+				if len(r.Warnings) > 0 {
+					return fmt.Errorf("warnings %q", r.Warnings)
+				}
+				return nil
+			})
+		}
+	})
+}
