@@ -271,9 +271,9 @@ func TestPair(t *testing.T) {
 				t.Fatal(err)
 			}
 			ts := sampleTimes(t, r)
-			// Thanos' penalty algorithm skips the other replica's samples
-			// within two intervals of the switch.
-			if g := maxGap(ts); g > 2500*time.Millisecond {
+			// One scrape interval (1s), and a little for the scrapes'
+			// timing. Thanos' penalty algorithm leaves up to two.
+			if g := maxGap(ts); g > 1100*time.Millisecond {
 				t.Errorf("%s: a gap of %s in %d deduplicated samples over %s", d.http, g, len(ts), window)
 				raw, _ := query(d, fmt.Sprintf(`up{job="node"}[%ds]`, int(window.Seconds())), time.Time{}, end, 0, url.Values{"dedup": {"false"}})
 				for _, s := range raw.Result {

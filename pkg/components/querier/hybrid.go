@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
-	"github.com/thanos-io/thanos/pkg/dedup"
 	"github.com/thanos-io/thanos/pkg/store"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
 )
@@ -73,7 +72,8 @@ func overlapping(stores func() []store.Client) func(mint, maxt int64) bool {
 }
 
 // hybridQuerier answers with the local TSDB and the remote stores together,
-// deduplicating the replicas with Thanos' penalty algorithm.
+// deduplicating the replicas with Thanos' penalty algorithm, filling gaps
+// from the first sample the other replica has (newDedupSet).
 type hybridQuerier struct {
 	local, remote storage.Querier
 	dedup         bool
@@ -89,7 +89,7 @@ func (h *hybridQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if hints != nil {
 		fn = hints.Func
 	}
-	return dedup.NewSeriesSet(set, fn, dedup.AlgorithmPenalty)
+	return newDedupSet(set, fn)
 }
 
 func (h *hybridQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -1,0 +1,287 @@
+package querier
+
+import (
+	"math"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// newDedupSet deduplicates the replicas of each series in set, which must be
+// sorted with the replica labels already removed, so that replicas are
+// adjacent. It follows Thanos' penalty algorithm (dedup.NewSeriesSet with
+// AlgorithmPenalty): one replica is followed while it has samples, the
+// other fills where it has none, and counters are adjusted where the answer
+// switches replicas, so that no reset is invented.
+//
+// One difference: upstream seeks the other replica two of the followed
+// replica's intervals past the last sample, so every gap it fills starts
+// with up to two intervals of nothing (thanos-io/thanos#981), and a replica
+// that was down leaves that hole in every answer. Here, once the followed
+// replica's next sample is late (more than 1.5 of its intervals away), the
+// other replica's first sample after the last one is used: with the same
+// scrape interval it has one in every interval, so no distance between
+// samples exceeds an interval. While the followed replica keeps its cadence
+// it alone is returned, as upstream, so the sample rate is not doubled.
+func newDedupSet(set storage.SeriesSet, fn string) storage.SeriesSet {
+	s := &dedupSet{set: set, counter: isCounterFunc(fn)}
+	s.ok = set.Next()
+	if s.ok {
+		s.peek = set.At()
+	}
+	return s
+}
+
+// isCounterFunc reports whether a selector's samples feed a function that
+// reads them as a counter (Thanos decides the same way).
+func isCounterFunc(fn string) bool {
+	return fn == "increase" || fn == "rate" || fn == "irate" || fn == "resets"
+}
+
+type dedupSet struct {
+	set      storage.SeriesSet
+	counter  bool
+	ok       bool
+	peek     storage.Series
+	replicas []storage.Series
+}
+
+func (s *dedupSet) Next() bool {
+	if !s.ok {
+		return false
+	}
+	s.replicas = append(s.replicas[:0], s.peek)
+	lset := s.peek.Labels()
+	for s.ok = s.set.Next(); s.ok; s.ok = s.set.Next() {
+		s.peek = s.set.At()
+		if !labels.Equal(lset, s.peek.Labels()) {
+			break
+		}
+		s.replicas = append(s.replicas, s.peek)
+	}
+	return true
+}
+
+func (s *dedupSet) At() storage.Series {
+	if len(s.replicas) == 1 {
+		return s.replicas[0]
+	}
+	// Callers may keep the series past Next.
+	return &dedupSeries{replicas: append([]storage.Series(nil), s.replicas...), counter: s.counter}
+}
+
+func (s *dedupSet) Err() error                        { return s.set.Err() }
+func (s *dedupSet) Warnings() annotations.Annotations { return s.set.Warnings() }
+
+type dedupSeries struct {
+	replicas []storage.Series
+	counter  bool
+}
+
+func (s *dedupSeries) Labels() labels.Labels { return s.replicas[0].Labels() }
+
+func (s *dedupSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	var it adjustable = s.wrap(s.replicas[0])
+	for _, r := range s.replicas[1:] {
+		it = newDedupIterator(it, s.wrap(r))
+	}
+	return it
+}
+
+func (s *dedupSeries) wrap(r storage.Series) adjustable {
+	if s.counter {
+		return &counterAdjust{Iterator: r.Iterator(nil)}
+	}
+	return noAdjust{Iterator: r.Iterator(nil)}
+}
+
+// adjustable is an iterator whose float values can be raised to continue a
+// counter from another replica's last value.
+type adjustable interface {
+	chunkenc.Iterator
+	adjust(last float64)
+}
+
+type noAdjust struct{ chunkenc.Iterator }
+
+func (noAdjust) adjust(float64) {}
+
+// counterAdjust adds what the replica's counter lags behind the value the
+// answer last returned from another replica (Thanos' counterErrAdjust).
+type counterAdjust struct {
+	chunkenc.Iterator
+	offset float64
+}
+
+func (c *counterAdjust) adjust(last float64) {
+	if _, v := c.At(); last > v {
+		c.offset += last - v
+	}
+}
+
+func (c *counterAdjust) At() (int64, float64) {
+	t, v := c.Iterator.At()
+	return t, v + c.offset
+}
+
+// initialPenalty is how far past the last sample the other replica is read
+// before an interval is known: Thanos' constant, typical scrape intervals
+// being several seconds.
+const initialPenalty = 5000
+
+type dedupIterator struct {
+	a, b       adjustable
+	aval, bval chunkenc.ValueType
+	useA       bool
+	started    bool
+	cur        chunkenc.ValueType
+	lastT      int64
+	// interval is the followed replica's last sample interval, 0 while
+	// unknown.
+	interval int64
+}
+
+func newDedupIterator(a, b adjustable) *dedupIterator {
+	return &dedupIterator{a: a, b: b, aval: a.Next(), bval: b.Next(), useA: true, lastT: math.MinInt64}
+}
+
+func (it *dedupIterator) Next() chunkenc.ValueType {
+	if !it.started {
+		it.started = true
+		switch {
+		case it.aval == chunkenc.ValNone:
+			return it.use(false)
+		case it.bval == chunkenc.ValNone:
+			return it.use(true)
+		}
+		return it.use(it.a.AtT() <= it.b.AtT())
+	}
+	if it.cur == chunkenc.ValNone {
+		return chunkenc.ValNone
+	}
+	lastV, lastFloat := it.lastFloat()
+	wasA := it.useA
+
+	followed, other := it.a, it.b
+	fval, oval := &it.aval, &it.bval
+	if !it.useA {
+		followed, other, fval, oval = it.b, it.a, &it.bval, &it.aval
+	}
+	var skip int64
+	if it.interval == 0 {
+		skip = initialPenalty
+	}
+	if *fval != chunkenc.ValNone {
+		*fval = followed.Seek(it.lastT + 1)
+	}
+	if *oval != chunkenc.ValNone {
+		*oval = other.Seek(it.lastT + 1 + skip)
+	}
+
+	var switchTo bool
+	switch {
+	case *fval == chunkenc.ValNone && *oval == chunkenc.ValNone:
+		it.cur = chunkenc.ValNone
+		return it.cur
+	case *fval == chunkenc.ValNone:
+		switchTo = true
+	case *oval == chunkenc.ValNone:
+		switchTo = false
+	default:
+		tf, to := followed.AtT(), other.AtT()
+		onCadence := it.interval == 0 || tf-it.lastT <= it.interval+it.interval/2
+		switchTo = !onCadence && to < tf
+		if it.interval == 0 {
+			// Upstream's rule: the other replica only beyond the penalty.
+			switchTo = to < tf
+		}
+	}
+	useA := wasA != switchTo
+	vt := it.use(useA)
+	if useA != wasA && lastFloat {
+		// Continue a counter from the value just returned.
+		it.iter().adjust(lastV)
+	}
+	return vt
+}
+
+// use makes a (or b) the followed replica at its current sample.
+func (it *dedupIterator) use(a bool) chunkenc.ValueType {
+	switched := it.started && a != it.useA && it.lastT != math.MinInt64
+	it.useA = a
+	it.cur = it.bval
+	if a {
+		it.cur = it.aval
+	}
+	if it.cur == chunkenc.ValNone {
+		return it.cur
+	}
+	t := it.iter().AtT()
+	if !switched && it.lastT != math.MinInt64 {
+		it.interval = t - it.lastT
+	}
+	it.lastT = t
+	return it.cur
+}
+
+func (it *dedupIterator) iter() adjustable {
+	if it.useA {
+		return it.a
+	}
+	return it.b
+}
+
+func (it *dedupIterator) lastFloat() (float64, bool) {
+	if it.cur != chunkenc.ValFloat {
+		return 0, false
+	}
+	_, v := it.iter().At()
+	return v, true
+}
+
+// adjust passes a counter adjustment down when this iterator is itself one
+// replica of an outer deduplication (three or more replicas).
+func (it *dedupIterator) adjust(last float64) {
+	if it.aval == chunkenc.ValFloat {
+		it.a.adjust(last)
+	}
+	if it.bval == chunkenc.ValFloat {
+		it.b.adjust(last)
+	}
+}
+
+// Seek steps forward with Next, not the replicas' Seek: jumping could skip
+// the gaps that decide which replica to follow.
+func (it *dedupIterator) Seek(t int64) chunkenc.ValueType {
+	if !it.started {
+		if it.Next() == chunkenc.ValNone {
+			return chunkenc.ValNone
+		}
+	}
+	for it.cur != chunkenc.ValNone && it.AtT() < t {
+		it.Next()
+	}
+	return it.cur
+}
+
+func (it *dedupIterator) At() (int64, float64) { return it.iter().At() }
+
+func (it *dedupIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.iter().AtHistogram(h)
+}
+
+func (it *dedupIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.iter().AtFloatHistogram(fh)
+}
+
+func (it *dedupIterator) AtT() int64 { return it.iter().AtT() }
+
+func (it *dedupIterator) Err() error {
+	if err := it.a.Err(); err != nil {
+		return err
+	}
+	return it.b.Err()
+}
