@@ -201,7 +201,14 @@ func startDaemon(t *testing.T, dataDir string, env []string, args ...string) *da
 // configs that must name it before the start (a self-scrape).
 func startDaemonAt(t *testing.T, httpAddr, dataDir string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{http: httpAddr, grpc: freeAddr(t), dataDir: dataDir}
+	return startDaemonAddrs(t, httpAddr, freeAddr(t), dataDir, env, args...)
+}
+
+// startDaemonAddrs is startDaemonAt with the gRPC address chosen too, for
+// configs that name it before the start (a peer's).
+func startDaemonAddrs(t *testing.T, httpAddr, grpcAddr, dataDir string, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{http: httpAddr, grpc: grpcAddr, dataDir: dataDir}
 	args = append([]string{"--http.address=" + d.http, "--grpc.address=" + d.grpc, "--data.dir=" + dataDir}, args...)
 	d.process = startProcess(t, "monstackd", binPath(t, "MONSTACKD_BIN"), env, args...)
 	waitHTTP200(t, d.url("/-/ready"), 60*time.Second)

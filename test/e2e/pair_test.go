@@ -331,3 +331,70 @@ func TestPair(t *testing.T) {
 		}
 	})
 }
+
+// The peer link with TLS both ways: each daemon serves gRPC with a
+// certificate and requires client certificates from the CA; each reaches
+// the other with the CA, its client certificate and the server name. A
+// daemon whose client certificate comes from another CA is refused, and
+// says so.
+func TestPairTLS(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	other := newPKI(t, mkdir(t, dir, "other"))
+	node := freeAddr(t)
+	startProcess(t, "node_exporter", binPath(t, "NODE_EXPORTER_BIN"), nil, "--web.listen-address="+node, "--no-collector.systemd")
+	grpcA, grpcB := freeAddr(t), freeAddr(t)
+	start := func(name, peer string, client *pki) *daemon {
+		d := mkdir(t, dir, name)
+		writeFile(t, filepath.Join(d, "prometheus.yml"), fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: node\n    static_configs: [{targets: [%q]}]\n", node))
+		writeFile(t, filepath.Join(d, "monstack.yml"), fmt.Sprintf(`prometheus: {config_file: prometheus.yml}
+peers:
+  endpoints: [%q]
+  tls_config: {ca_file: %q, cert_file: %q, key_file: %q, server_name: localhost}
+`, peer, p.ca, client.clientCert, client.clientKey))
+		grpcAddr := map[string]string{"a": grpcA, "b": grpcB, "intruder": freeAddr(t)}[name]
+		role := map[string]string{"a": "replica-a", "b": "replica-b", "intruder": "replica-c"}[name]
+		return startDaemonAddrs(t, freeAddr(t), grpcAddr, filepath.Join(d, "data"), nil,
+			"--role="+role, "--config.file="+filepath.Join(d, "monstack.yml"),
+			"--grpc-server-tls-cert="+p.serverCert, "--grpc-server-tls-key="+p.serverKey, "--grpc-server-tls-client-ca="+p.ca)
+	}
+	a := start("a", grpcB, p)
+	b := start("b", grpcA, p)
+	for _, d := range []*daemon{a, b} {
+		eventually(t, 30*time.Second, "both replicas through "+d.http, func() error {
+			r, err := query(d, `up{job="node"}`, time.Time{}, time.Now(), 0, url.Values{"dedup": {"false"}})
+			if err != nil {
+				return err
+			}
+			if len(r.Result) != 2 || len(r.Warnings) > 0 {
+				return fmt.Errorf("%d series, warnings %q", len(r.Result), r.Warnings)
+			}
+			return nil
+		})
+	}
+
+	intruder := start("intruder", grpcB, other)
+	eventually(t, 30*time.Second, "the intruder refused, and saying so", func() error {
+		_, body, err := httpGet(intruder.url("/-/ready"))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), "peers: degraded: peer "+grpcB+": unreachable") {
+			return fmt.Errorf("ready detail %q", body)
+		}
+		r, err := query(intruder, `up{job="node"}`, time.Time{}, time.Now(), 0, url.Values{"dedup": {"false"}})
+		if err != nil {
+			return err
+		}
+		if len(r.Result) != 1 || !strings.Contains(strings.Join(r.Warnings, " "), grpcB) {
+			return fmt.Errorf("%d series, warnings %q", len(r.Result), r.Warnings)
+		}
+		return nil
+	})
+	if out := intruder.out.String(); !strings.Contains(out, "tls: unknown certificate authority") {
+		t.Errorf("the intruder's log does not say why the peer refused it:\n%s", tail(out, 10))
+	}
+	if out := b.out.String(); !strings.Contains(out, `msg="TLS handshake failed"`) || !strings.Contains(out, "certificate signed by unknown authority") {
+		t.Errorf("the refusing daemon's log has no line for the failed handshake:\n%s", tail(out, 10))
+	}
+}

@@ -133,7 +133,7 @@ func Listen(logger log.Logger, reg prometheus.Registerer, address string, tlsFil
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
 	}
 	if tlsCfg != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		opts = append(opts, grpc.Creds(handshakeLogger{TransportCredentials: credentials.NewTLS(tlsCfg), logger: logger}))
 	}
 	srv := grpc.NewServer(opts...)
 	reg.MustRegister(met)
@@ -179,4 +179,24 @@ func (s *Server) shutdown() {
 		s.srv.Stop()
 	}
 	_ = s.lis.Close()
+}
+
+// handshakeLogger logs failed TLS handshakes, which gRPC drops silently: a
+// peer or client with a wrong certificate is otherwise only visible on its
+// own side.
+type handshakeLogger struct {
+	credentials.TransportCredentials
+	logger log.Logger
+}
+
+func (h handshakeLogger) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	c, info, err := h.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		level.Warn(h.logger).Log("msg", "TLS handshake failed", "remote", conn.RemoteAddr(), "err", err)
+	}
+	return c, info, err
+}
+
+func (h handshakeLogger) Clone() credentials.TransportCredentials {
+	return handshakeLogger{TransportCredentials: h.TransportCredentials.Clone(), logger: h.logger}
 }
