@@ -32,15 +32,33 @@ type pairSetup struct {
 	d     [2]*daemon
 	m     *minio
 	node  string
+	am    string // the Alertmanager's address, if any
 }
 
-func newPair(t *testing.T) *pairSetup {
+// pairOptions add to each daemon's config: rules (rules.yml) in
+// prometheus.yml, an Alertmanager in the root namespace with the config
+// alertmanager (alertmanager.yml's content), monstack (appended to
+// monstack.yml).
+type pairOptions struct {
+	rules, alertmanager, monstack string
+}
+
+func newPair(t *testing.T, o pairOptions) *pairSetup {
 	t.Helper()
 	p := &pairSetup{t: t, net: newHostNet(t)}
 	p.node = freeAddrOn(t, p.net.ip)
 	startProcess(t, "node_exporter", binPath(t, "NODE_EXPORTER_BIN"), nil, "--web.listen-address="+p.node, "--no-collector.systemd")
 	waitHTTP200(t, "http://"+p.node+"/metrics", 30*time.Second)
 	p.m = startMinioAt(t, freeAddrOn(t, p.net.ip))
+	if o.alertmanager != "" {
+		p.am = freeAddrOn(t, p.net.ip)
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "alertmanager.yml"), o.alertmanager)
+		startProcess(t, "alertmanager", binPath(t, "ALERTMANAGER_BIN"), nil,
+			"--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+mkdir(t, dir, "data"),
+			"--web.listen-address="+p.am, "--cluster.listen-address=")
+		waitHTTP200(t, "http://"+p.am+"/-/ready", 30*time.Second)
+	}
 	for i, name := range []string{"a", "b"} {
 		p.hosts[i] = p.net.addHost(name)
 		p.dirs[i] = t.TempDir()
@@ -48,7 +66,7 @@ func newPair(t *testing.T) *pairSetup {
 	for i := range p.hosts {
 		dir, other := p.dirs[i], p.hosts[1-i]
 		p.m.writeBucketYAML(filepath.Join(dir, "bucket.yml"))
-		writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
+		prom := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
   external_labels: {cluster: e2e}
@@ -56,13 +74,21 @@ scrape_configs:
   - job_name: node
     static_configs:
       - targets: [%q]
-`, p.node))
+`, p.node)
+		if o.rules != "" {
+			writeFile(t, filepath.Join(dir, "rules.yml"), o.rules)
+			prom += "rule_files: [rules.yml]\n"
+		}
+		if p.am != "" {
+			prom += fmt.Sprintf("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", p.am)
+		}
+		writeFile(t, filepath.Join(dir, "prometheus.yml"), prom)
 		writeFile(t, filepath.Join(dir, "monstack.yml"), fmt.Sprintf(`prometheus: {config_file: prometheus.yml}
 bucket: {config_file: bucket.yml}
 peers:
   endpoints: [%q]
   response_timeout: 3s
-`, other.addr(pairGRPCPort)))
+%s`, other.addr(pairGRPCPort), o.monstack))
 	}
 	p.start(t, 0)
 	p.start(t, 1)
@@ -164,7 +190,7 @@ func maxGap(ts []float64) time.Duration {
 }
 
 func TestPair(t *testing.T) {
-	p := newPair(t)
+	p := newPair(t, pairOptions{})
 	p.peered(t)
 	a, b := p.d[0], p.d[1]
 	start := time.Now()
