@@ -81,10 +81,12 @@ type QueryConfig struct {
 
 // RulesConfig tunes rule evaluation and alert delivery.
 type RulesConfig struct {
-	OutageTolerance       Duration `yaml:"outage_tolerance"`
-	ForGracePeriod        Duration `yaml:"for_grace_period"`
-	ResendDelay           Duration `yaml:"resend_delay"`
-	NotificationQueueSize int      `yaml:"notification_queue_capacity"`
+	OutageTolerance Duration `yaml:"outage_tolerance"`
+	// ForGracePeriod is Prometheus' rules.alert.for-grace-period; unset, it
+	// is DefaultForGracePeriod, or 0 in a pair (see ForGrace).
+	ForGracePeriod        *Duration `yaml:"for_grace_period,omitempty"`
+	ResendDelay           Duration  `yaml:"resend_delay"`
+	NotificationQueueSize int       `yaml:"notification_queue_capacity"`
 }
 
 // BucketConfig is the object storage in Thanos' objstore format: a
@@ -148,10 +150,30 @@ func Default() *Config {
 		Peers:        PeersConfig{ResponseTimeout: DefaultPeerResponseTimeout},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
-			ForGracePeriod:        Duration(10 * time.Minute),
 			ResendDelay:           Duration(time.Minute),
 			NotificationQueueSize: 10000,
 		},
+	}
+}
+
+// DefaultForGracePeriod is Prometheus' default --rules.alert.for-grace-period.
+const DefaultForGracePeriod = Duration(10 * time.Minute)
+
+// ForGrace is the minimum time a restored alert waits before it fires
+// (Prometheus' for-grace-period), as set, or by default 10m for a single
+// host and 0 in a pair. A single Prometheus restores pending alerts from
+// its own TSDB, which has a hole where it was down, and the grace gives
+// fresh scrapes a chance first; a replica of a pair restores from the
+// pair's record, which its peer kept through the outage, so the alert can
+// fire exactly when the pair would have.
+func (c *Config) ForGrace() Duration {
+	switch {
+	case c.Rules.ForGracePeriod != nil:
+		return *c.Rules.ForGracePeriod
+	case len(c.Peers.Endpoints) > 0:
+		return 0
+	default:
+		return DefaultForGracePeriod
 	}
 }
 
@@ -320,6 +342,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Bucket.Type == "" && (len(c.Bucket.Config) > 0 || c.Bucket.Prefix != "") {
 		field("bucket.type", "missing: config and prefix need a type")
+	}
+	if c.Rules.ForGracePeriod != nil && *c.Rules.ForGracePeriod < 0 {
+		field("rules.for_grace_period", "must not be negative")
 	}
 	c.Peers.validate(field)
 	if c.Web.ExternalURL != "" {

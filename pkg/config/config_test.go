@@ -182,7 +182,7 @@ web:
 		},
 		Rules: RulesConfig{
 			OutageTolerance:       d(2 * time.Hour),
-			ForGracePeriod:        d(5 * time.Minute),
+			ForGracePeriod:        ptr(d(5 * time.Minute)),
 			ResendDelay:           d(30 * time.Second),
 			NotificationQueueSize: 5,
 		},
@@ -1080,6 +1080,30 @@ func TestLocalRetention(t *testing.T) {
 		}
 		if got := cfg.LocalRetention(); got != tc.want {
 			t.Errorf("%q: LocalRetention %s, want %s", tc.content, got, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// The for grace period is Prometheus' 10m on a single host and 0 in a
+// pair, unless set.
+func TestForGrace(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    time.Duration
+	}{
+		{"", 10 * time.Minute},
+		{"peers: {endpoints: [b:10901]}\n", 0},
+		{"peers: {endpoints: [b:10901]}\nrules: {for_grace_period: 2m}\n", 2 * time.Minute},
+		{"rules: {for_grace_period: 0s}\n", 0},
+	} {
+		cfg, err := Parse([]byte(tc.content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.ForGrace(); got != Duration(tc.want) {
+			t.Errorf("%q: ForGrace() = %s, want %s", tc.content, got, tc.want)
 		}
 	}
 }

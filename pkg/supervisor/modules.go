@@ -125,7 +125,7 @@ func modules() []module {
 			help: "service discovery for prometheus.yml's Alertmanagers"},
 		{name: Notifier, kind: critical, deps: []string{NotifyDiscovery}, init: (*components).initNotifier,
 			help: "alert delivery to Alertmanager (replica label dropped by alert relabelling)"},
-		{name: Rules, kind: service, deps: []string{TSDB, QueryEngine, Notifier}, init: (*components).initRules,
+		{name: Rules, kind: service, deps: []string{TSDB, QueryEngine, Notifier, Querier}, init: (*components).initRules,
 			help: "recording and alerting rules; restarted with a fresh manager on failure"},
 		{name: Sidecar, kind: setup, deps: []string{TSDB, GRPCServer}, init: (*components).initSidecar,
 			help: "local TSDB as Thanos StoreAPI + Info, in-process and on --grpc.address"},

@@ -193,3 +193,94 @@ func TestPairAlertContinuity(t *testing.T) {
 		}
 	}
 }
+
+// promAlert is an alert as Prometheus' /api/v1/alerts lists it.
+type promAlert struct {
+	Labels   map[string]string `json:"labels"`
+	State    string            `json:"state"`
+	ActiveAt time.Time         `json:"activeAt"`
+}
+
+func pendingAlert(d *daemon, name string) (promAlert, error) {
+	_, body, err := httpGet(d.url("/prometheus/api/v1/alerts"))
+	if err != nil {
+		return promAlert{}, err
+	}
+	var r struct {
+		Data struct {
+			Alerts []promAlert `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return promAlert{}, err
+	}
+	for _, a := range r.Data.Alerts {
+		if a.Labels["alertname"] == name {
+			return a, nil
+		}
+	}
+	return promAlert{}, fmt.Errorf("no alert %s on %s: %s", name, d.http, body)
+}
+
+// A replica SIGKILLed while an alert is pending restores the pending state
+// from the pair's record when it comes back: the same activation as its
+// peer, so it fires when the pair would have, not its downtime later.
+func TestPairRestoresPendingAlert(t *testing.T) {
+	const hold = 40 * time.Second
+	p := newPair(t, pairOptions{rules: `groups:
+  - name: pending
+    interval: 1s
+    rules:
+      - alert: PairPending
+        expr: up{job="node"} == 1
+        for: 40s
+`})
+	p.peered(t)
+	a, b := p.d[0], p.d[1]
+	var before promAlert
+	eventually(t, 30*time.Second, "the alert pending on A", func() (err error) {
+		before, err = pendingAlert(a, "PairPending")
+		return err
+	})
+	// A goes down for a third of the hold time, mid-way.
+	time.Sleep(time.Until(before.ActiveAt.Add(hold / 4)))
+	a.signal(t, syscall.SIGKILL)
+	a.wait(t, 10*time.Second)
+	time.Sleep(hold / 3)
+	p.start(t, 0)
+	a = p.d[0]
+
+	peer, err := pendingAlert(b, "PairPending")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rules manager restores after its second evaluation. Activations
+	// are stored in whole seconds, and the replicas evaluate at their own
+	// offsets.
+	var restored promAlert
+	eventually(t, 20*time.Second, "the alert restored on A with the pair's activation", func() (err error) {
+		if restored, err = pendingAlert(a, "PairPending"); err != nil {
+			return err
+		}
+		if d := restored.ActiveAt.Sub(peer.ActiveAt); d < -2*time.Second || d > 2*time.Second {
+			return fmt.Errorf("restored activation %s, the peer's %s (before the kill %s)", restored.ActiveAt, peer.ActiveAt, before.ActiveAt)
+		}
+		return nil
+	})
+	if restored.State != "pending" {
+		t.Fatalf("restored state %q, want pending (it fired early)", restored.State)
+	}
+	eventually(t, hold, "the alert firing on A", func() error {
+		al, err := pendingAlert(a, "PairPending")
+		if err != nil {
+			return err
+		}
+		if al.State != "firing" {
+			return fmt.Errorf("state %s", al.State)
+		}
+		return nil
+	})
+	if fired, due := time.Now(), peer.ActiveAt.Add(hold); fired.Sub(due) > 3*time.Second {
+		t.Errorf("A fired at %s, %s after the pair's due time %s", fired, fired.Sub(due), due)
+	}
+}

@@ -5,6 +5,7 @@ package querier
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -45,6 +46,13 @@ type Querier struct {
 	logger    log.Logger
 	endpoints *query.EndpointSet
 	peers     *peerHealth
+	// updated is closed after the first endpoint update: the peers' labels
+	// and ranges are known from then on.
+	updated     chan struct{}
+	updatedOnce sync.Once
+	queryable   query.QueryableCreator
+	local       *Local
+	replicas    []string
 	api       *queryapi.QueryAPI
 	ui        *ui.Query
 	ins       extpromhttp.InstrumentationMiddleware
@@ -136,6 +144,10 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		logger:    logger,
 		endpoints: endpoints,
 		peers:     newPeerHealth(reg, peers),
+		updated:   make(chan struct{}),
+		queryable: queryable,
+		local:     local,
+		replicas:  replicaLabels,
 		api:       qapi,
 		ui:        ui.NewQueryUI(logger, endpoints, "", "", "", tenancy.DefaultTenantHeader, tenancy.DefaultTenant, false),
 		ins:       extpromhttp.NewTenantInstrumentationMiddleware(tenancy.DefaultTenantHeader, tenancy.DefaultTenant, reg, nil),
@@ -180,6 +192,7 @@ func (q *Querier) RunEndpointUpdates(ctx context.Context) error {
 	for {
 		q.endpoints.Update(ctx)
 		q.peers.update(lastErrors(q.endpoints.GetEndpointStatus()))
+		q.updatedOnce.Do(func() { close(q.updated) })
 		select {
 		case <-ctx.Done():
 			return nil

@@ -28,7 +28,13 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Config     config.RulesConfig
-	Storage    storage.Queryable
+	// ForGracePeriod is config.ForGrace.
+	ForGracePeriod time.Duration
+	// Storage is where alerts' `for` state is restored from.
+	Storage storage.Queryable
+	// BeforeRun, if set, is waited for before the first evaluation (the
+	// restore): the peers' data must be reachable first.
+	BeforeRun func(context.Context)
 	// Appendable receives recording rules' samples and alert states.
 	Appendable  storage.Appendable
 	QueryFunc   rules.QueryFunc
@@ -82,7 +88,7 @@ func (r *Rules) newManager() *rules.Manager {
 		Metrics:         r.metrics,
 		Logger:          o.Logger,
 		OutageTolerance: time.Duration(o.Config.OutageTolerance),
-		ForGracePeriod:  time.Duration(o.Config.ForGracePeriod),
+		ForGracePeriod:  o.ForGracePeriod,
 		ResendDelay:     time.Duration(o.Config.ResendDelay),
 	})
 }
@@ -149,6 +155,9 @@ func (r *Rules) Run(ctx context.Context) error {
 	m, err := r.start()
 	if err != nil {
 		return err
+	}
+	if r.opts.BeforeRun != nil {
+		r.opts.BeforeRun(ctx)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run() }()
