@@ -53,9 +53,9 @@ type Querier struct {
 	queryable   query.QueryableCreator
 	local       *Local
 	replicas    []string
-	api       *queryapi.QueryAPI
-	ui        *ui.Query
-	ins       extpromhttp.InstrumentationMiddleware
+	api         *queryapi.QueryAPI
+	ui          *ui.Query
+	ins         extpromhttp.InstrumentationMiddleware
 }
 
 // New builds the querier over the local TSDB (read natively), the
