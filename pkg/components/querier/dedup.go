@@ -127,8 +127,8 @@ func (c *counterAdjust) At() (int64, float64) {
 	return t, v + c.offset
 }
 
-// initialPenalty is how far past the last sample the other replica is read
-// before an interval is known: Thanos' constant, typical scrape intervals
+// initialPenalty is when the followed replica's next sample is late while
+// its interval is not known yet: Thanos' constant, typical scrape intervals
 // being several seconds.
 const initialPenalty = 5000
 
@@ -170,15 +170,13 @@ func (it *dedupIterator) Next() chunkenc.ValueType {
 	if !it.useA {
 		followed, other, fval, oval = it.b, it.a, &it.bval, &it.aval
 	}
-	var skip int64
-	if it.interval == 0 {
-		skip = initialPenalty
-	}
+	// Seek is forward only: the other replica is kept at the first sample
+	// after the last one, never further, so that it can fill any gap.
 	if *fval != chunkenc.ValNone {
 		*fval = followed.Seek(it.lastT + 1)
 	}
 	if *oval != chunkenc.ValNone {
-		*oval = other.Seek(it.lastT + 1 + skip)
+		*oval = other.Seek(it.lastT + 1)
 	}
 
 	var switchTo bool
@@ -192,12 +190,13 @@ func (it *dedupIterator) Next() chunkenc.ValueType {
 		switchTo = false
 	default:
 		tf, to := followed.AtT(), other.AtT()
-		onCadence := it.interval == 0 || tf-it.lastT <= it.interval+it.interval/2
-		switchTo = !onCadence && to < tf
+		// Late: beyond 1.5 intervals, or upstream's initial penalty while
+		// the interval is not known yet.
+		late := tf-it.lastT > it.interval+it.interval/2
 		if it.interval == 0 {
-			// Upstream's rule: the other replica only beyond the penalty.
-			switchTo = to < tf
+			late = tf-it.lastT > initialPenalty
 		}
+		switchTo = late && to < tf
 	}
 	useA := wasA != switchTo
 	vt := it.use(useA)

@@ -185,3 +185,17 @@ func TestDedupSeek(t *testing.T) {
 		t.Errorf("Seek backwards moved to %d", it.AtT())
 	}
 }
+
+// A range shorter than the initial penalty: the other replica's samples
+// after the followed one's last are still there to continue the answer
+// (the other replica is never read ahead of the last sample).
+func TestDedupShortRangeKeepsTheOtherReplica(t *testing.T) {
+	b := every(820_953, 823_953, 1000, flat)
+	a := every(821_273, 824_273, 1000, flat)
+	for _, order := range [][][]pt{{b, a}, {a, b}} {
+		got := dedupPoints(t, false, "", order...)
+		if last := got[len(got)-1]; last.t != 824_273 {
+			t.Errorf("last sample at %d, want 824273 (replica a's, after b's last): %v", last.t, got)
+		}
+	}
+}
