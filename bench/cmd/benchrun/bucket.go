@@ -90,7 +90,7 @@ func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base
 
 	profDone := make(chan []string, 1)
 	go func() { profDone <- profile(bs.mon, base+"-bucket", sc.ProfileSeconds) }()
-	lat, err := measureBucketQueries(sc, queries, bs, at)
+	lat, cpuStock, cpuMon, err := measureBucketQueries(sc, queries, bs, at)
 	if err != nil {
 		return err
 	}
@@ -99,6 +99,7 @@ func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base
 		l := lat[q.Name]
 		r.Figures = append(r.Figures, newFigure("bucket query "+q.Name, "ms", "stock store path", l["stock"], l["monstackd"], 0.5))
 	}
+	r.Figures = append(r.Figures, newFigure("bucket CPU per pass over the query set", "s", "stock store path", cpuStock, cpuMon, 0))
 	if err := bucketMemory(r, sc, bs); err != nil {
 		return err
 	}
@@ -292,11 +293,19 @@ func (bs *bucketSetups) waitLoaded(blocks int, at time.Time) error {
 // measureBucketQueries runs every query at at against both paths,
 // interleaved, the first alternating, and returns latencies in ms by query
 // name and side.
-func measureBucketQueries(sc scale, queries []querySpec, bs *bucketSetups, at time.Time) (map[string]map[string][]float64, error) {
+//
+// It also returns each side's CPU seconds per pass over the query set: with
+// two processes the stock path can spread one query over both cores, so
+// latency alone hides what a query costs.
+func measureBucketQueries(sc scale, queries []querySpec, bs *bucketSetups, at time.Time) (lat map[string]map[string][]float64, cpuStock, cpuMon []float64, err error) {
 	sides := []*setup{bs.stock, bs.mon}
 	names := map[*setup]string{bs.stock: "stock", bs.mon: "monstackd"}
 	out := map[string]map[string][]float64{}
 	log.Printf("bucket queries: %d × %d repetitions × 2 endpoints", len(queries), sc.QueryRepetitions)
+	prevStock, prevMon, err := bs.cpu()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	for rep := 0; rep < sc.QueryRepetitions; rep++ {
 		for _, q := range queries {
 			if out[q.Name] == nil {
@@ -306,13 +315,35 @@ func measureBucketQueries(sc scale, queries []querySpec, bs *bucketSetups, at ti
 				s := sides[(i+rep)%len(sides)]
 				took, _, err := q.run(s.api, at)
 				if err != nil {
-					return nil, fmt.Errorf("bucket %s on %s: %w", q.Name, s.name, err)
+					return nil, nil, nil, fmt.Errorf("bucket %s on %s: %w", q.Name, s.name, err)
 				}
 				out[q.Name][names[s]] = append(out[q.Name][names[s]], float64(took.Microseconds())/1000)
 			}
 		}
+		st, mo, err := bs.cpu()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cpuStock, cpuMon = append(cpuStock, st-prevStock), append(cpuMon, mo-prevMon)
+		prevStock, prevMon = st, mo
 	}
-	return out, nil
+	return out, cpuStock, cpuMon, nil
+}
+
+// cpu reads the CPU seconds of the stock path (store + query) and of
+// monstackd with the bucket.
+func (bs *bucketSetups) cpu() (stock, mon float64, err error) {
+	for _, p := range []*proc{bs.store, bs.query} {
+		v, err := cpuSeconds(p.pid())
+		if err != nil {
+			return 0, 0, fmt.Errorf("CPU of %s: %w", p.name, err)
+		}
+		stock += v
+	}
+	if mon, err = cpuSeconds(bs.mon.tsdb.pid()); err != nil {
+		return 0, 0, fmt.Errorf("CPU of %s: %w", bs.mon.tsdb.name, err)
+	}
+	return stock, mon, nil
 }
 
 // bucketMemory samples resident memory after the queries: monstackd's
