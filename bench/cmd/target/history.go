@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"os"
 	"runtime"
@@ -107,7 +106,7 @@ func writeHistory(o historyOptions) error {
 			return err
 		}
 	}
-	log.Printf("history: %d blocks of %d series (%d listeners) every %s in %s",
+	fmt.Printf("history: %d blocks of %d series (%d listeners) every %s in %s\n",
 		len(mints), o.cfg.series, o.cfg.listeners, o.interval, time.Since(began).Round(time.Millisecond))
 	return nil
 }
