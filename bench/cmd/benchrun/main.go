@@ -74,7 +74,7 @@ func main() {
 		queriesFile = flag.String("queries", "bench/queries.yaml", "query set")
 		outDir      = flag.String("out", "bench/results", "report directory")
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
-		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it; the report holds only its figures)")
+		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
 		b           bins
 	)
 	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
@@ -116,13 +116,16 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	}
 	r := &report{Date: time.Now().UTC().Format("2006-01-02"), Scale: sc, Machine: readMachine(), Mismatches: []string{}}
 	r.Versions = versions(b)
-	base := filepath.Join(outDir, r.Date+"-"+sc.Name)
+	name := r.Date + "-" + sc.Name
 	if bucketOnly {
-		if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
+		// Named apart, so that it never replaces a whole run's report.
+		name += "-bucket-only"
+		if err := runBucketPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
 			return err
 		}
-		return r.finish(outDir)
+		return r.finish(outDir, name)
 	}
+	base := filepath.Join(outDir, name)
 
 	targetAddrs, err := addrs(sc.Targets)
 	if err != nil {
@@ -240,12 +243,12 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
 		return err
 	}
-	return r.finish(outDir)
+	return r.finish(outDir, name)
 }
 
 // finish writes and prints the report; any result mismatch fails the run.
-func (r *report) finish(outDir string) error {
-	md, err := r.write(outDir, r.Date+"-"+r.Scale.Name)
+func (r *report) finish(outDir, name string) error {
+	md, err := r.write(outDir, name)
 	if err != nil {
 		return err
 	}
