@@ -14,7 +14,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
 BIN      := bin/monstackd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-unit test-e2e test-bench deps vet clean bench bench-bins thanos-src
+.PHONY: all build run test test-unit test-e2e test-bench deps vet clean bench bench-bins bench-deps thanos-src
 
 all: build
 
@@ -45,16 +45,20 @@ test-e2e: build deps
 	. ./.cache/test-deps.env && MONSTACKD_BIN=$(CURDIR)/$(BIN) THANOS_BIN=$(CURDIR)/.cache/bin/thanos STOCK_PROMTOOL_BIN=$(CURDIR)/.cache/bin/promtool STOCK_PROMETHEUS_BIN=$(CURDIR)/.cache/bin/prometheus $(GO) test $(FLAGS) -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
 # The benchmark harness at a tiny scale: proves it works, asserts no figure.
-test-bench: build bench-bins
-	./.cache/bin/benchrun --scale=bench/scales/tiny.yaml --out=$$(mktemp -d)
+test-bench: build bench-bins bench-deps
+	. ./.cache/test-deps.env && ./.cache/bin/benchrun --scale=bench/scales/tiny.yaml --minio=$$MINIO_BIN --out=$$(mktemp -d)
 
 test: vet test-unit test-e2e test-bench
 
 # Side-by-side benchmark against the stock stack; BENCH_SCALE=quick|default.
 # Writes bench/results/<date>-<scale>.{md,json} and monstackd's profiles.
 BENCH_SCALE ?= default
-bench: build bench-bins
-	./.cache/bin/benchrun --scale=bench/scales/$(BENCH_SCALE).yaml
+bench: build bench-bins bench-deps
+	. ./.cache/test-deps.env && ./.cache/bin/benchrun --scale=bench/scales/$(BENCH_SCALE).yaml --minio=$$MINIO_BIN
+
+# The bucket phase's MinIO (built once per machine, path in .cache/test-deps.env).
+bench-deps:
+	./scripts/test-deps.sh
 
 bench-bins:
 	./scripts/stock-bins.sh thanos prometheus

@@ -5,8 +5,11 @@
 //
 // Phases, in order (each setup runs side by side the whole time):
 // ingest (warm-up, then CPU windows) → queries (latency, result comparison,
-// profiles) → kill (SIGKILL and restart, time to ready). The bucket tier and
-// the HA pair plug in as further setups and phases.
+// profiles) → kill (SIGKILL and restart, time to ready) → bucket (the
+// ingest setups stopped; the workload's past written as 2h blocks into a
+// MinIO bucket and read by thanos store + thanos query and by a monstackd
+// with nothing to scrape: query latency, result comparison, the store
+// gateway's resident memory). The HA pair plugs in as a further phase.
 package main
 
 import (
@@ -35,6 +38,12 @@ type scale struct {
 	QueryRepetitions int           `yaml:"query_repetitions" json:"query_repetitions"`
 	KillRepetitions  int           `yaml:"kill_repetitions" json:"kill_repetitions"`
 	ProfileSeconds   int           `yaml:"profile_seconds" json:"profile_seconds"`
+	// History is how much of the workload's past the bucket phase writes
+	// into the bucket, in whole 2h blocks, ending at the last 2h boundary.
+	History time.Duration `yaml:"history" json:"history"`
+	// HistorySeries is the series count of the history (the live phases
+	// use Series), spread over Targets instances as the live targets are.
+	HistorySeries int `yaml:"history_series" json:"history_series"`
 }
 
 func loadScale(file string) (scale, error) {
@@ -51,6 +60,11 @@ func loadScale(file string) (scale, error) {
 	if s.Series <= 0 || s.Targets <= 0 || s.ScrapeInterval <= 0 || s.MeasureWindows <= 0 || s.RSSSamples <= 0 || s.QueryRepetitions <= 0 || s.KillRepetitions <= 0 {
 		return s, fmt.Errorf("%s: series, targets, scrape_interval, measure_windows, rss_samples, query_repetitions and kill_repetitions must be positive", file)
 	}
+	// The bucket queries run an hour before the history's end and read up
+	// to 1h5m before that (range1h with a 5m rate window).
+	if s.History < 2*historyBlock || s.History%historyBlock != 0 || s.HistorySeries <= 0 {
+		return s, fmt.Errorf("%s: history must be a multiple of %s of at least %s, and history_series positive", file, historyBlock, 2*historyBlock)
+	}
 	return s, nil
 }
 
@@ -60,21 +74,23 @@ func main() {
 		queriesFile = flag.String("queries", "bench/queries.yaml", "query set")
 		outDir      = flag.String("out", "bench/results", "report directory")
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
+		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
 		b           bins
 	)
 	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
 	flag.StringVar(&b.prometheus, "prometheus", ".cache/bin/prometheus", "stock Prometheus binary")
 	flag.StringVar(&b.thanos, "thanos", ".cache/bin/thanos", "stock Thanos binary")
 	flag.StringVar(&b.target, "target", ".cache/bin/bench-target", "workload target binary")
+	flag.StringVar(&b.minio, "minio", os.Getenv("MINIO_BIN"), "MinIO binary, the bucket phase's S3 server (scripts/test-deps.sh builds it)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
-	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, b); err != nil {
+	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, b); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
+func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins) (err error) {
 	sc, err := loadScale(scaleFile)
 	if err != nil {
 		return err
@@ -83,7 +99,15 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	if err != nil {
 		return err
 	}
-	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target)}
+	if b.minio == "" {
+		return fmt.Errorf("no MinIO binary for the bucket phase: pass --minio or set MINIO_BIN (scripts/test-deps.sh builds it)")
+	}
+	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target), minio: mustAbs(b.minio)}
+	for _, bin := range []string{b.monstackd, b.prometheus, b.thanos, b.target, b.minio} {
+		if _, err := os.Stat(bin); err != nil {
+			return err
+		}
+	}
 	if workDir == "" {
 		if workDir, err = os.MkdirTemp("", "monstackd-bench-"); err != nil {
 			return err
@@ -92,6 +116,16 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	}
 	r := &report{Date: time.Now().UTC().Format("2006-01-02"), Scale: sc, Machine: readMachine(), Mismatches: []string{}}
 	r.Versions = versions(b)
+	name := r.Date + "-" + sc.Name
+	if bucketOnly {
+		// Named apart, so that it never replaces a whole run's report.
+		name += "-bucket-only"
+		if err := runBucketPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
+			return err
+		}
+		return r.finish(outDir, name)
+	}
+	base := filepath.Join(outDir, name)
 
 	targetAddrs, err := addrs(sc.Targets)
 	if err != nil {
@@ -109,15 +143,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, s := range []*setup{mon, stock} {
-			for i := len(s.procs) - 1; i >= 0; i-- {
-				if kerr := s.procs[i].kill(syscall.SIGTERM, 30*time.Second); kerr != nil {
-					log.Print(kerr)
-				}
-			}
-		}
-	}()
+	defer stopSetups(mon, stock)
 	log.Printf("starting the stock set and monstackd (%d series, %d targets, every %s)", sc.Series, sc.Targets, sc.ScrapeInterval)
 	if err := stock.start(); err != nil {
 		return err
@@ -180,7 +206,6 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	r.Figures = append(r.Figures, pair("CPU per million ingested samples", "s", cpuStock, cpuProm, cpuMon, 0, 1.15)...)
 
 	// Query phase.
-	base := filepath.Join(outDir, r.Date+"-"+sc.Name)
 	profDone := make(chan []string, 1)
 	go func() { profDone <- profile(mon, base, sc.ProfileSeconds) }()
 	lat, err := measureQueries(sc, queries, stock, prom, mon)
@@ -210,7 +235,20 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 	}
 	r.Figures = append(r.Figures, newFigure("time to ready after SIGKILL", "s", "Prometheus alone", readyProm, readyMon, 1.1))
 
-	md, err := r.write(outDir, r.Date+"-"+sc.Name)
+	// Bucket phase, on a quiet machine: the ingest setups and the target
+	// stop first (the deferred kills find them gone).
+	log.Print("stopping the ingest setups for the bucket phase")
+	target.kill(syscall.SIGTERM, 10*time.Second)
+	stopSetups(mon, stock)
+	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
+		return err
+	}
+	return r.finish(outDir, name)
+}
+
+// finish writes and prints the report; any result mismatch fails the run.
+func (r *report) finish(outDir, name string) error {
+	md, err := r.write(outDir, name)
 	if err != nil {
 		return err
 	}
@@ -220,6 +258,17 @@ func run(scaleFile, queriesFile, outDir, workDir string, b bins) (err error) {
 		return fmt.Errorf("%d query results differ between the setups", len(r.Mismatches))
 	}
 	return nil
+}
+
+// stopSetups ends every process of the setups, the last started first.
+func stopSetups(setups ...*setup) {
+	for _, s := range setups {
+		for i := len(s.procs) - 1; i >= 0; i-- {
+			if err := s.procs[i].kill(syscall.SIGTERM, 30*time.Second); err != nil {
+				log.Print(err)
+			}
+		}
+	}
 }
 
 func versions(b bins) []string {

@@ -20,9 +20,11 @@ import (
 
 // proc is one process of a setup.
 type proc struct {
-	name    string
-	bin     string
-	args    []string
+	name string
+	bin  string
+	args []string
+	// env is added to the harness' environment, if set.
+	env     []string
 	logFile string
 	// readyURL answers 200 once the process serves.
 	readyURL string
@@ -45,6 +47,9 @@ func (p *proc) start() error {
 		}
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
+	if p.env != nil {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
 		f.Close()

@@ -88,7 +88,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Workload: %d active series on %d targets, scraped every %s; warm-up %s, measured %s in %d windows; %d repetitions per query.  \n",
 		r.Scale.Series, r.Scale.Targets, r.Scale.ScrapeInterval, r.Scale.Warmup, r.Scale.Measure, r.Scale.MeasureWindows, r.Scale.QueryRepetitions)
 	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(r.Versions, ", "))
-	fmt.Fprintf(&b, "Stock set: Prometheus + Thanos sidecar + Thanos query (`--query.replica-label=replica`) + query-frontend. Values: median (min–max); ratio = monstackd / baseline median. Resident memory is VmRSS summed over a setup's processes; every binary first starts with its page cache dropped, as after a deploy (restarts after SIGKILL find it cached, as after a crash).\n\n")
+	fmt.Fprintf(&b, "Stock set: Prometheus + Thanos sidecar + Thanos query (`--query.replica-label=replica`) + query-frontend. Values: median (min–max); ratio = monstackd / baseline median. Resident memory is VmRSS summed over a setup's processes; every binary first starts with its page cache dropped, as after a deploy (restarts after SIGKILL find it cached, as after a crash).  \n")
+	fmt.Fprintf(&b, "Bucket phase (figures \"bucket …\"), after the others are stopped: %s of the same workload (%d series on %d instances, every %s) written as 2h TSDB blocks into a MinIO bucket with external labels cluster=\"bench\", replica=\"a\"; the stock store path is thanos store + thanos query (`--query.replica-label=replica`), against one monstackd with that bucket and nothing to scrape, so that every answer comes from its store gateway. Queries are evaluated %s before the history's end, both sides interleaved. The store gateway part of monstackd's memory is its resident memory less that of an idle monstackd without a bucket started at the same time (the idle one runs no queries, so the part includes the query engine's share).\n\n",
+		r.Scale.History, r.Scale.HistorySeries, r.Scale.Targets, r.Scale.ScrapeInterval, bucketEvalBeforeEnd)
 	b.WriteString("| figure | baseline | unit | baseline value | monstackd | ratio | target | met |\n|---|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Figures {
 		target, met := "", ""
@@ -109,7 +111,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- not compared: %s\n", s)
 	}
 	if len(r.Profiles) > 0 {
-		fmt.Fprintf(&b, "\nProfiles of monstackd during the query phase: %s.\n", strings.Join(r.Profiles, ", "))
+		fmt.Fprintf(&b, "\nProfiles of monstackd during the query phase and (`-bucket-`) the bucket phase: %s.\n", strings.Join(r.Profiles, ", "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\n%s\n", n)

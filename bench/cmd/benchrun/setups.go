@@ -43,7 +43,7 @@ func (s *setup) pids() []int {
 }
 
 type bins struct {
-	monstackd, prometheus, thanos, target string
+	monstackd, prometheus, thanos, target, minio string
 }
 
 func addrs(n int) ([]string, error) {

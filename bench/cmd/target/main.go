@@ -9,6 +9,9 @@
 // share of --series: listener i gets series/n, plus one if i < series%n, so
 // the shares add up to --series exactly. Within a listener the series are
 // ~40% gauges, ~35% counters, ~25% histogram series (whole histograms of 14).
+//
+// `target history --out=DIR ...` writes the same workload's past instead, as
+// Prometheus TSDB blocks (see history.go), for the benchmark's bucket phase.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +32,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "history" {
+		if err := runHistory(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	listen := flag.String("listen", "127.0.0.1:9100", "comma-separated host:port list; each listener is one scrape target with its own share of the series")
 	seriesN := flag.Int("series", 100000, "total active series over all listeners")
 	interval := flag.Duration("interval", 15*time.Second, "tick duration; values change once per tick")
