@@ -35,6 +35,7 @@ const (
 	Admission       = "admission"
 	Web             = "web"
 	Signals         = "signals"
+	Drift           = "drift"
 )
 
 // kind says how the supervisor runs a module's actor.
@@ -137,6 +138,9 @@ func modules() []module {
 			help: "serves the bucket's blocks to the querier; synced on upload, retention keeps what it does not serve"},
 		{name: Querier, kind: service, deps: []string{TSDB, Sidecar, StoreGateway}, init: (*components).initQuerier,
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
+		{name: Drift, kind: service, deps: []string{GRPCServer, Rules, Querier}, init: (*components).initDrift,
+			enabled: func(_ config.Role, cfg *config.Config) bool { return len(cfg.Peers.Endpoints) > 0 },
+			help:    "compares the scrape jobs, rule groups and external labels with the peers' (served on gRPC)"},
 		{name: PrometheusAPI, kind: setup, deps: []string{TSDB, QueryEngine, Scrape, Notifier, Rules}, init: (*components).initPrometheusAPI,
 			help: "Prometheus' own HTTP API over the local TSDB, scrape, rules and notifier"},
 		{name: Admission, kind: service, init: (*components).initAdmission,

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -155,37 +156,45 @@ func TestBuildGraphErrors(t *testing.T) {
 	}
 }
 
-// `monstackd components` prints the table in init order with the same
-// names, kinds and dependencies.
+// `monstackd components` prints the whole table in init order with the
+// same names, kinds and dependencies, and what the role and config enable:
+// drift only with peers.
 func TestPrintComponents(t *testing.T) {
-	cfg := config.Default()
+	paired := config.Default()
+	paired.Peers.Endpoints = []string{"hostb:10901"}
+	all, err := order(modules())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, role := range roles(t) {
-		t.Run(role.Name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := PrintComponents(&buf, role, cfg); err != nil {
-				t.Fatal(err)
-			}
-			g, err := buildGraph(modules(), role, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
-			if len(lines) != len(g)+1 {
-				t.Fatalf("got %d lines, want a header and %d components:\n%s", len(lines), len(g), buf.String())
-			}
-			if got := strings.Fields(lines[0]); !reflect.DeepEqual(got, []string{"COMPONENT", "ENABLED", "KIND", "DEPENDS", "ON", "DESCRIPTION"}) {
-				t.Errorf("header = %q", lines[0])
-			}
-			for i, m := range g {
-				fields := strings.Fields(lines[i+1])
-				want := []string{m.name, "true", m.kind.String(), dependsOn(m)}
-				if len(fields) < 5 || !reflect.DeepEqual(fields[:4], want) {
-					t.Errorf("line %q: columns %q, want %q", lines[i+1], fields, want)
+		for _, cfg := range []*config.Config{config.Default(), paired} {
+			t.Run(fmt.Sprintf("%s/peers=%d", role.Name, len(cfg.Peers.Endpoints)), func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := PrintComponents(&buf, role, cfg); err != nil {
+					t.Fatal(err)
 				}
-				if !strings.HasSuffix(lines[i+1], m.help) {
-					t.Errorf("line %q does not end with the help %q", lines[i+1], m.help)
+				lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+				if len(lines) != len(all)+1 {
+					t.Fatalf("got %d lines, want a header and %d components:\n%s", len(lines), len(all), buf.String())
 				}
-			}
-		})
+				if got := strings.Fields(lines[0]); !reflect.DeepEqual(got, []string{"COMPONENT", "ENABLED", "KIND", "DEPENDS", "ON", "DESCRIPTION"}) {
+					t.Errorf("header = %q", lines[0])
+				}
+				for i, m := range all {
+					on := m.enabled == nil || m.enabled(role, cfg)
+					if m.name == Drift && on != (len(cfg.Peers.Endpoints) > 0) {
+						t.Errorf("drift enabled %t with peers %v", on, cfg.Peers.Endpoints)
+					}
+					fields := strings.Fields(lines[i+1])
+					want := []string{m.name, fmt.Sprint(on), m.kind.String(), dependsOn(m)}
+					if len(fields) < 5 || !reflect.DeepEqual(fields[:4], want) {
+						t.Errorf("line %q: columns %q, want %q", lines[i+1], fields, want)
+					}
+					if !strings.HasSuffix(lines[i+1], m.help) {
+						t.Errorf("line %q does not end with the help %q", lines[i+1], m.help)
+					}
+				}
+			})
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -471,6 +472,53 @@ func TestPair(t *testing.T) {
 				}
 				return nil
 			})
+		}
+	})
+
+	t.Run("config drift: reported while one replica scrapes another job, cleared when it is reverted", func(t *testing.T) {
+		promFile := filepath.Join(p.dirs[0], "prometheus.yml")
+		orig, err := os.ReadFile(promFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drift := func(d *daemon, want float64) error {
+			v, err := d.metric(`monstackd_config_drift{peer="` + p.other(d).grpc + `"}`)
+			if err != nil || v != want {
+				return fmt.Errorf("%s: monstackd_config_drift %v (%v), want %v", d.http, v, err, want)
+			}
+			return nil
+		}
+		for _, d := range p.d {
+			if err := drift(d, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeFile(t, promFile, string(orig)+fmt.Sprintf("  - job_name: only-on-a\n    static_configs:\n      - targets: [%q]\n", p.node))
+		a.signal(t, syscall.SIGHUP)
+		for _, d := range p.d {
+			eventually(t, 40*time.Second, "drift reported on "+d.http, func() error { return drift(d, 1) })
+		}
+		if !strings.Contains(a.out.String(), `msg="configuration differs from the peer's`) || !strings.Contains(a.out.String(), "scrape job only-on-a only on this replica") {
+			t.Errorf("A's log does not name the job:\n%s", tail(a.out.String(), 10))
+		}
+		if !strings.Contains(b.out.String(), "scrape job only-on-a only on the peer") {
+			t.Errorf("B's log does not name the job:\n%s", tail(b.out.String(), 10))
+		}
+		_, body, err := httpGet(b.url("/api/v1/stores"))
+		if err != nil || !strings.Contains(string(body), "config drift: scrape job only-on-a only on the peer") {
+			t.Errorf("B's stores page does not show the drift (%v):\n%s", err, body)
+		}
+		if _, body, _ := httpGet(a.url("/-/ready")); !strings.Contains(string(body), "drift: degraded: config differs from peer") {
+			t.Errorf("A's ready detail: %s", body)
+		}
+
+		writeFile(t, promFile, string(orig))
+		a.signal(t, syscall.SIGHUP)
+		for _, d := range p.d {
+			eventually(t, 40*time.Second, "drift cleared on "+d.http, func() error { return drift(d, 0) })
+		}
+		if !strings.Contains(a.out.String(), "configuration matches the peer's again") {
+			t.Errorf("A's log does not say the drift cleared:\n%s", tail(a.out.String(), 10))
 		}
 	})
 }

@@ -46,6 +46,7 @@ type Querier struct {
 	logger    log.Logger
 	endpoints *query.EndpointSet
 	peers     *peerHealth
+	notes     *peerNotes
 	// updated is closed after the first endpoint update: the peers' labels
 	// and ranges are known from then on.
 	updated     chan struct{}
@@ -68,6 +69,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	timeout := time.Duration(cfg.Timeout)
 	replicaLabels := []string{cfg.ReplicaLabel}
 
+	notes := &peerNotes{notes: map[string]string{}}
 	endpoints := query.NewEndpointSet(time.Now, logger, reg, peers.specs(), unhealthyEndpointTimeout, endpointInfoTimeout, timeout)
 	// A partitioned peer sends nothing: the response timeout ends the wait
 	// for it, and the answer comes without it, with a warning.
@@ -96,7 +98,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	qapi := queryapi.NewQueryAPI(
 		logger,
 		// The Stores page lists the in-process stores beside the gRPC endpoints.
-		endpointStatus(endpoints.GetEndpointStatus, func() []statusProvider {
+		endpointStatus(notes.apply(endpoints.GetEndpointStatus), func() []statusProvider {
 			out := []statusProvider{local.status}
 			for _, s := range stores() {
 				if p, ok := s.(inProcess); ok {
@@ -144,6 +146,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		logger:    logger,
 		endpoints: endpoints,
 		peers:     newPeerHealth(reg, peers),
+		notes:     notes,
 		updated:   make(chan struct{}),
 		queryable: queryable,
 		local:     local,
@@ -200,3 +203,7 @@ func (q *Querier) RunEndpointUpdates(ctx context.Context) error {
 		}
 	}
 }
+
+// SetPeerNote shows note beside the peer's name on the Stores page, ""
+// removes it: the drift guard says there what differs.
+func (q *Querier) SetPeerNote(peer, note string) { q.notes.set(peer, note) }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -86,4 +87,37 @@ func (l *Local) timeRange() (mint, maxt int64) {
 		mint, maxt = min(mint, h.MinTime()), max(maxt, h.MaxTime())
 	}
 	return mint, maxt
+}
+
+// peerNotes are notes shown with the peers' names on the Stores page, the
+// only place the Thanos UI lists them (its status type has no other free
+// text but the last error, which marks the store down).
+type peerNotes struct {
+	mtx   sync.Mutex
+	notes map[string]string
+}
+
+func (n *peerNotes) set(peer, note string) {
+	n.mtx.Lock()
+	defer n.mtx.Unlock()
+	if note == "" {
+		delete(n.notes, peer)
+		return
+	}
+	n.notes[peer] = note
+}
+
+// apply returns statuses with the notes added to the names.
+func (n *peerNotes) apply(statuses func() []query.EndpointStatus) func() []query.EndpointStatus {
+	return func() []query.EndpointStatus {
+		out := statuses()
+		n.mtx.Lock()
+		defer n.mtx.Unlock()
+		for i := range out {
+			if note, ok := n.notes[out[i].Name]; ok {
+				out[i].Name += " (" + note + ")"
+			}
+		}
+		return out
+	}
 }
