@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/thanos-io/thanos/pkg/block"
+	"github.com/thanos-io/thanos/pkg/block/metadata"
 )
 
 // The ports every daemon of a pair listens on, in its own namespace.
@@ -121,10 +125,20 @@ peers:
 // both write it hold identical data, so every deduplication agrees.
 func writeSameBlock(t *testing.T, dir string, mint time.Time) {
 	t.Helper()
+	writeBlockWithout(t, dir, mint, func(time.Time) bool { return false })
+}
+
+// writeBlockWithout is writeSameBlock without the samples skip says: a
+// replica that was down.
+func writeBlockWithout(t *testing.T, dir string, mint time.Time, skip func(time.Time) bool) {
+	t.Helper()
 	var series []storage.Series
 	for i := 0; i < 20; i++ {
 		var samples []chunks.Sample
 		for ts := mint; ts.Before(mint.Add(2 * time.Hour)); ts = ts.Add(15 * time.Second) {
+			if skip(ts) {
+				continue
+			}
 			samples = append(samples, pt{t: ts.UnixMilli(), v: float64(ts.Unix()%3600 + int64(i))})
 		}
 		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "e2e_history", "i", strconv.Itoa(i)), samples))
@@ -616,4 +630,58 @@ func sameAnswer(a, b queryResult, end time.Time) string {
 		return fmt.Sprintf("\n%s\nvs\n%s", ta, tb)
 	}
 	return ""
+}
+
+// A replica whose own TSDB has a hole (it was down) and whose peer is down
+// too: the peer's blocks in the bucket fill the hole, although the local
+// TSDB covers that time. Each sample once: the replicas' identical samples
+// are deduplicated.
+func TestPairGapFilledFromPeerBlocks(t *testing.T) {
+	f := newBucketFixture(t)
+	hole := func(ts time.Time) bool {
+		return !ts.Before(historyStart.Add(40*time.Minute)) && ts.Before(historyStart.Add(60*time.Minute))
+	}
+	// The peer's block, as its shipper uploaded it.
+	bdir := t.TempDir()
+	writeSameBlock(t, bdir, historyStart)
+	entries, err := os.ReadDir(bdir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("block dir: %v %v", entries, err)
+	}
+	blockDir := filepath.Join(bdir, entries[0].Name())
+	meta, err := metadata.ReadFromDir(blockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Thanos = metadata.Thanos{Labels: map[string]string{"cluster": "e2e", "replica": "b"}, Source: metadata.SidecarSource}
+	if err := meta.WriteToDir(log.NewNopLogger(), blockDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := block.Upload(context.Background(), log.NewNopLogger(), f.bkt, blockDir, metadata.NoneFunc); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	writeBlockWithout(t, mkdir(t, dir, "data", "tsdb"), historyStart, hole)
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), "global: {external_labels: {cluster: e2e}}\n")
+	writeFile(t, filepath.Join(dir, "monstack.yml"), fmt.Sprintf("prometheus: {config_file: prometheus.yml}\nbucket: {config_file: %s}\npeers: {endpoints: [%q]}\n", f.yml, freeAddr(t)))
+	d := startDaemon(t, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+filepath.Join(dir, "monstack.yml"))
+	eventually(t, 60*time.Second, "the peer's block loaded by the store gateway", func() error {
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v < 1 {
+			return fmt.Errorf("blocks loaded %v %v", v, err)
+		}
+		return nil
+	})
+	at := historyStart.Add(90 * time.Minute)
+	r, err := query(d, `e2e_history{i="3"}[80m]`, time.Time{}, at, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := sampleTimes(t, r)
+	if g := maxGap(ts); g > 15*time.Second {
+		t.Errorf("a gap of %s in the answer: the peer's blocks did not fill the hole", g)
+	}
+	if want := int((80 * time.Minute) / (15 * time.Second)); len(ts) != want {
+		t.Errorf("%d samples over 80m, want %d (every 15s, once)", len(ts), want)
+	}
 }

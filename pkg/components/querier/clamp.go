@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/thanos-io/thanos/pkg/store"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
@@ -17,9 +18,9 @@ import (
 // answers from there on; since retention deletes only the blocks the store
 // gateway serves, the two ranges meet without a gap or an overlap.
 //
-// With the HA peer's blocks in the bucket this clamp must become one per
-// external label set: the local TSDB does not cover the peer's series, so
-// its blocks must be read up to their own end (the HA issue does that).
+// The bucket store is clamped so for this replica's blocks only
+// (onlyReplica); the other replicas' blocks are clamped before their own
+// TSDBs' oldest samples, and read to their end while the peers are down.
 func clampBefore(c store.Client, before func() int64) store.Client {
 	return &clampedClient{Client: c, before: before}
 }
@@ -103,3 +104,60 @@ func (emptySeries) CloseSend() error                       { return nil }
 func (e emptySeries) Context() context.Context             { return e.ctx }
 func (emptySeries) SendMsg(any) error                      { return nil }
 func (emptySeries) RecvMsg(any) error                      { return io.EOF }
+
+// onlyReplica returns c asking only for the blocks of this replica (own)
+// or only for those of the others (!own), by a matcher on the replica
+// external label, whose value replica reads at each request (it follows a
+// reload). The store gateway skips the blocks whose labels do not match.
+func onlyReplica(c store.Client, name string, replica func() string, own bool) store.Client {
+	return &replicaClient{Client: c, name: name, replica: replica, own: own}
+}
+
+type replicaClient struct {
+	store.Client
+	name    string
+	replica func() string
+	own     bool
+}
+
+func (c *replicaClient) matchers(in []storepb.LabelMatcher) []storepb.LabelMatcher {
+	m := storepb.LabelMatcher{Type: storepb.LabelMatcher_NEQ, Name: c.name, Value: c.replica()}
+	if c.own {
+		m.Type = storepb.LabelMatcher_EQ
+	}
+	return append(slices.Clone(in), m)
+}
+
+func (c *replicaClient) Series(ctx context.Context, in *storepb.SeriesRequest, opts ...grpc.CallOption) (storepb.Store_SeriesClient, error) {
+	r := *in
+	r.Matchers = c.matchers(in.Matchers)
+	return c.Client.Series(ctx, &r, opts...)
+}
+
+func (c *replicaClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, opts ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
+	r := *in
+	r.Matchers = c.matchers(in.Matchers)
+	return c.Client.LabelNames(ctx, &r, opts...)
+}
+
+func (c *replicaClient) LabelValues(ctx context.Context, in *storepb.LabelValuesRequest, opts ...grpc.CallOption) (*storepb.LabelValuesResponse, error) {
+	r := *in
+	r.Matchers = c.matchers(in.Matchers)
+	return c.Client.LabelValues(ctx, &r, opts...)
+}
+
+func (c *replicaClient) String() string {
+	if c.own {
+		return c.Client.String() + " (this replica's blocks)"
+	}
+	return c.Client.String() + " (the other replicas' blocks)"
+}
+
+// status lists the store with its own range.
+func (c *replicaClient) status() (statusProvider, bool) {
+	s, ok := c.Client.(inProcess)
+	if !ok {
+		return nil, false
+	}
+	return s.status()
+}

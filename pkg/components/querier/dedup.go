@@ -27,7 +27,16 @@ import (
 // samples exceeds an interval. While the followed replica keeps its cadence
 // it alone is returned, as upstream, so the sample rate is not doubled.
 func newDedupSet(set storage.SeriesSet, fn string) storage.SeriesSet {
-	s := &dedupSet{set: set, counter: isCounterFunc(fn)}
+	counter := isCounterFunc(fn)
+	return newGroupSet(set, func(replicas []storage.Series) storage.Series {
+		return &dedupSeries{replicas: replicas, counter: counter}
+	})
+}
+
+// newGroupSet groups adjacent series with equal labels with merge; a
+// series alone is returned as it is.
+func newGroupSet(set storage.SeriesSet, merge func([]storage.Series) storage.Series) storage.SeriesSet {
+	s := &dedupSet{set: set, merge: merge}
 	s.ok = set.Next()
 	if s.ok {
 		s.peek = set.At()
@@ -43,7 +52,7 @@ func isCounterFunc(fn string) bool {
 
 type dedupSet struct {
 	set      storage.SeriesSet
-	counter  bool
+	merge    func([]storage.Series) storage.Series
 	ok       bool
 	peek     storage.Series
 	replicas []storage.Series
@@ -70,7 +79,7 @@ func (s *dedupSet) At() storage.Series {
 		return s.replicas[0]
 	}
 	// Callers may keep the series past Next.
-	return &dedupSeries{replicas: append([]storage.Series(nil), s.replicas...), counter: s.counter}
+	return s.merge(append([]storage.Series(nil), s.replicas...))
 }
 
 func (s *dedupSet) Err() error                        { return s.set.Err() }

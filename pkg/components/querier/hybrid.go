@@ -2,6 +2,7 @@ package querier
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -83,7 +84,9 @@ func (h *hybridQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	// Both sorted: replicas of a series must be adjacent for dedup.
 	set := newUnionSet(h.local.Select(ctx, true, hints, ms...), h.remote.Select(ctx, true, hints, ms...))
 	if !h.dedup {
-		return set
+		// Series with equal labels are one replica from two stores (its
+		// TSDB and its blocks in the bucket): one series.
+		return newGroupSet(set, func(ss []storage.Series) storage.Series { return storage.ChainedSeriesMerge(ss...) })
 	}
 	fn := ""
 	if hints != nil {
@@ -176,4 +179,87 @@ func (u *unionSet) Warnings() annotations.Annotations {
 	w.Merge(u.a.Warnings())
 	w.Merge(u.b.Warnings())
 	return w
+}
+
+// unionCreators is a creator whose queriers answer with those of every
+// creator whose stores hold data in the range (has), their series sets
+// merged in label order. Deduplication is the caller's.
+func unionCreators[R any](parts ...creatorPart[R]) (func(mint, maxt int64) bool, func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable) {
+	has := func(mint, maxt int64) bool {
+		for _, p := range parts {
+			if p.has(mint, maxt) {
+				return true
+			}
+		}
+		return false
+	}
+	return has, func(deduplicate bool, replicaLabels []string, storeDebugMatchers [][]*labels.Matcher, maxResolutionMillis int64, partialResponse, skipChunks bool, shardInfo *storepb.ShardInfo, reporter R) storage.Queryable {
+		return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+			var qs []storage.Querier
+			for _, p := range parts {
+				if !p.has(mint, maxt) {
+					continue
+				}
+				q, err := p.create(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
+				if err != nil {
+					for _, q := range qs {
+						q.Close()
+					}
+					return nil, err
+				}
+				qs = append(qs, q)
+			}
+			return unionQuerier(qs), nil
+		})
+	}
+}
+
+// creatorPart is one of unionCreators' creators and where it has data.
+type creatorPart[R any] struct {
+	has    func(mint, maxt int64) bool
+	create func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable
+}
+
+// unionQuerier selects from every querier, sorted, keeping series with
+// equal labels apart for the deduplication that follows.
+type unionQuerier []storage.Querier
+
+func (u unionQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if len(u) == 0 {
+		return storage.EmptySeriesSet()
+	}
+	set := u[0].Select(ctx, true, hints, ms...)
+	for _, q := range u[1:] {
+		set = newUnionSet(set, q.Select(ctx, true, hints, ms...))
+	}
+	return set
+}
+
+func (u unionQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	fs := make([]func() ([]string, annotations.Annotations, error), len(u))
+	for i, q := range u {
+		fs[i] = func() ([]string, annotations.Annotations, error) { return q.LabelValues(ctx, name, hints, ms...) }
+	}
+	return mergeStrings(fs...)
+}
+
+func (u unionQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	fs := make([]func() ([]string, annotations.Annotations, error), len(u))
+	for i, q := range u {
+		fs[i] = func() ([]string, annotations.Annotations, error) { return q.LabelNames(ctx, hints, ms...) }
+	}
+	return mergeStrings(fs...)
+}
+
+func (u unionQuerier) Close() error {
+	var errs []error
+	for _, q := range u {
+		errs = append(errs, q.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// part makes a creatorPart, inferring Thanos' unexported reporter type.
+func part[R any](has func(mint, maxt int64) bool, create func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable) creatorPart[R] {
+	return creatorPart[R]{has: has, create: create}
 }

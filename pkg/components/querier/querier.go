@@ -5,6 +5,7 @@ package querier
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -77,19 +78,49 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	remote := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
 
+	// The bucket holds every replica's blocks. This replica's are its
+	// TSDB's past: asked for the time before the TSDB's oldest sample and
+	// chained with it. The others' are the peers' past: asked for the time
+	// before their TSDBs' oldest samples (all of it while they are down)
+	// and deduplicated with this replica like the peers.
+	replica := func() string {
+		if local.ExternalLabels == nil {
+			return ""
+		}
+		return local.ExternalLabels().Get(cfg.ReplicaLabel)
+	}
 	historyStores := func() []store.Client {
 		var out []store.Client
 		for _, s := range stores() {
+			if replica() != "" {
+				s = onlyReplica(s, cfg.ReplicaLabel, replica, true)
+			}
 			out = append(out, clampBefore(s, local.minTime))
 		}
 		return out
 	}
+	peerHistoryStores := func() []store.Client {
+		if replica() == "" {
+			return nil
+		}
+		var out []store.Client
+		for _, s := range stores() {
+			out = append(out, clampBefore(onlyReplica(s, cfg.ReplicaLabel, replica, false), healthyMinTime(endpoints.GetEndpointStatus)))
+		}
+		return out
+	}
 	// No registry: the peers' proxy and creator registered the same
-	// metric names already.
-	historyProxy := store.NewProxyStore(logger, nil, historyStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
-	history := query.NewQueryableCreator(logger, nil, historyProxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
+	// metric names already. No response timeout: the stores are in
+	// this process.
+	newHistory := func(stores func() []store.Client) query.QueryableCreator {
+		p := store.NewProxyStore(logger, nil, stores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+		return query.NewQueryableCreator(logger, nil, p, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
+	}
+	hasRemote, remotes := unionCreators(
+		part(overlapping(endpoints.GetStoreClients), remote),
+		part(overlapping(peerHistoryStores), newHistory(peerHistoryStores)))
 
-	queryable := query.QueryableCreator(withLocal(local, overlapping(endpoints.GetStoreClients), remote, overlapping(historyStores), history))
+	queryable := query.QueryableCreator(withLocal(local, hasRemote, remotes, overlapping(historyStores), newHistory(historyStores)))
 	remoteEndpoints := query.NewRemoteEndpointsCreator(logger, endpoints.GetQueryAPIClients, nil, timeout, false, false)
 	// No active query tracker: Prometheus' engine owns the one in the data dir.
 	engines := queryapi.NewQueryFactoryWithOpts(reg, engineOpts(logger, cfg), promqlQueryMode, disableEngineFallback)
@@ -207,3 +238,19 @@ func (q *Querier) RunEndpointUpdates(ctx context.Context) error {
 // SetPeerNote shows note beside the peer's name on the Stores page, ""
 // removes it: the drift guard says there what differs.
 func (q *Querier) SetPeerNote(peer, note string) { q.notes.set(peer, note) }
+
+// healthyMinTime is the oldest sample of the peers that answer, read at
+// each request: what the bucket must serve of the other replicas is what
+// their TSDBs no longer hold. With no peer up it is math.MaxInt64: the
+// bucket serves all of their blocks.
+func healthyMinTime(statuses func() []query.EndpointStatus) func() int64 {
+	return func() int64 {
+		out := int64(math.MaxInt64)
+		for _, s := range statuses() {
+			if s.LastError == nil {
+				out = min(out, s.MinTime)
+			}
+		}
+		return out
+	}
+}
