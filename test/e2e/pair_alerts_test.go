@@ -192,6 +192,45 @@ func TestPairAlertContinuity(t *testing.T) {
 			}
 		}
 	}
+
+	// The target goes away: both replicas resolve the alert, and the
+	// Alertmanager notifies the resolution once.
+	before := len(hook.notifications())
+	p.nodeProc.signal(t, syscall.SIGTERM)
+	eventually(t, 60*time.Second, "the alert resolved in the Alertmanager", func() error {
+		alerts, err := amAlerts(p.am)
+		if err != nil {
+			return err
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == "PairAlert" {
+				return fmt.Errorf("still %s: %v", a.Status.State, a.Labels)
+			}
+		}
+		return nil
+	})
+	resolved := func() int {
+		n := 0
+		for _, m := range hook.notifications()[before:] {
+			for _, a := range m.Alerts {
+				if a.Status == "resolved" && a.Labels["severity"] == "critical" {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "the resolved notification", func() error {
+		if n := resolved(); n == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	// Several group intervals later, still one.
+	time.Sleep(5 * time.Second)
+	if n := resolved(); n != 1 {
+		t.Errorf("%d resolved notifications, want 1", n)
+	}
 }
 
 // promAlert is an alert as Prometheus' /api/v1/alerts lists it.

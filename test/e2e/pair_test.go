@@ -46,6 +46,8 @@ type pairSetup struct {
 	m     *minio
 	node  string
 	am    string // the Alertmanager's address, if any
+	// nodeProc is the node_exporter both replicas scrape.
+	nodeProc *process
 }
 
 // pairOptions add to each daemon's config: rules (rules.yml) in
@@ -67,7 +69,7 @@ func newPair(t *testing.T, o pairOptions) *pairSetup {
 	t.Helper()
 	p := &pairSetup{t: t, net: newHostNet(t)}
 	p.node = freeAddrOn(t, p.net.ip)
-	startProcess(t, "node_exporter", binPath(t, "NODE_EXPORTER_BIN"), nil, "--web.listen-address="+p.node, "--no-collector.systemd")
+	p.nodeProc = startProcess(t, "node_exporter", binPath(t, "NODE_EXPORTER_BIN"), nil, "--web.listen-address="+p.node, "--no-collector.systemd")
 	waitHTTP200(t, "http://"+p.node+"/metrics", 30*time.Second)
 	p.m = startMinioAt(t, freeAddrOn(t, p.net.ip))
 	if o.alertmanager != "" {
