@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -294,6 +295,23 @@ func TestPair(t *testing.T) {
 				t.Errorf("%s: stores %v, want %v\n%s", d.http, names, want, body)
 			}
 		}
+	})
+
+	t.Run("the Stores page in a browser shows the peer up", func(t *testing.T) {
+		chromium := binPath(t, "CHROMIUM_BIN")
+		checkPage(t, chromium, artifactsDir(t), "stores", a.url("/stores"), func(dom string) error {
+			endpoints := regexp.MustCompile(`(?s)<td[^>]*data-testid="endpoint"[^>]*>(.*?)</td>\s*<td[^>]*data-testid="health"[^>]*>(.*?)</td>`).FindAllStringSubmatch(dom, -1)
+			health := map[string]string{}
+			for _, m := range endpoints {
+				health[textOf(m[1])] = textOf(m[2])
+			}
+			for _, name := range []string{"local", "store-gateway", b.grpc} {
+				if health[name] != "UP" {
+					return fmt.Errorf("store %s: health %q, want UP (rows %v)", name, health[name], health)
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("one deduplicated series through either daemon, both with dedup=false", func(t *testing.T) {
