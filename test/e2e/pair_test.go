@@ -350,6 +350,22 @@ func TestPair(t *testing.T) {
 		if diff := sameAnswer(got[0], got[1], end); diff != "" {
 			t.Errorf("the daemons differ: %s", diff)
 		}
+		// replicaLabels[] replaces the replica label per request, as in
+		// stock Thanos: deduplicating on another label keeps both replicas.
+		for _, d := range p.d {
+			r, err := query(d, `up{job="node"}`, time.Time{}, time.Now(), 0, url.Values{"replicaLabels[]": {"cluster"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var replicas []string
+			for _, s := range r.Result {
+				replicas = append(replicas, s.Metric["replica"]+"/"+s.Metric["cluster"])
+			}
+			sort.Strings(replicas)
+			if !slices.Equal(replicas, []string{"a/", "b/"}) {
+				t.Errorf("%s with replicaLabels[]=cluster: %v, want replicas a and b without cluster", d.http, replicas)
+			}
+		}
 	})
 
 	t.Run("stock thanos query over the pair and stock thanos store over the bucket answer the same", func(t *testing.T) {
