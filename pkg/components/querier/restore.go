@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/thanos/pkg/query"
 )
 
@@ -65,8 +64,6 @@ func (d *droppedSet) At() storage.Series {
 	s := d.SeriesSet.At()
 	return &relabeled{Series: s, lset: labels.NewBuilder(s.Labels()).Del(d.names...).Labels()}
 }
-
-func (d *droppedSet) Warnings() annotations.Annotations { return d.SeriesSet.Warnings() }
 
 type relabeled struct {
 	storage.Series
