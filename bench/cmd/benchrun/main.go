@@ -132,7 +132,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		return err
 	}
 	promYAML := filepath.Join(workDir, "prometheus.yml")
-	if err := writePrometheusYAML(promYAML, sc, targetAddrs); err != nil {
+	if err := writePrometheusYAML(promYAML, sc, targetAddrs, "a"); err != nil {
 		return err
 	}
 	stock, prom, err := stockSetup(b, workDir, promYAML)
@@ -152,36 +152,11 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		return err
 	}
 
-	// The targets hold their workload until both setups scrape them, then
-	// serve from a tick one interval ahead: both store the same ticks from
-	// the first on.
-	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(workDir, "target.log"),
-		readyURL: "http://" + targetAddrs[0] + "/-/healthy",
-		args: []string{"--listen=" + strings.Join(targetAddrs, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String(),
-			"--held",
-			// The two setups scrape at different offsets within a tick
-			// (their label hashes differ); tick timestamps make their
-			// samples identical.
-			"--timestamps"}}
-	if err := target.start(); err != nil {
-		return err
-	}
-	defer target.kill(syscall.SIGTERM, 10*time.Second)
-	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
-		return err
-	}
-	if err := bothScraping(sc, targetAddrs, stock, mon); err != nil {
-		return err
-	}
-	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 1
-	resp, err := http.Post(fmt.Sprintf("http://%s/-/start?tick=%d", targetAddrs[0], startTick), "", nil)
+	target, t0, err := startWorkload(sc, b, workDir, targetAddrs, stock.metrics, mon.metrics)
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	// Both have every tick from startTick on; the first is complete one
-	// interval later.
-	t0 := time.UnixMilli((startTick + 1) * sc.ScrapeInterval.Milliseconds())
+	defer target.kill(syscall.SIGTERM, 10*time.Second)
 
 	// Ingest phase.
 	log.Printf("warm-up %s", sc.Warmup)
@@ -225,7 +200,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err := rss("at the end"); err != nil {
 		return err
 	}
-	compareResults(r, sc, queries, stock, mon, t0)
+	compareResults(r, sc, queries, stock, mon, t0, 0, "")
 
 	// Kill phase.
 	log.Printf("SIGKILL and restart, %d times each", sc.KillRepetitions)
@@ -284,14 +259,54 @@ func versions(b bins) []string {
 	return out
 }
 
-// bothScraping waits until both setups scrape every target (failing: the
-// workload is held), i.e. until each has an up sample per target.
-func bothScraping(sc scale, targets []string, setups ...*setup) error {
+// startWorkload starts the bench target on targets and releases its
+// workload once every scraper (by its /metrics URL) scrapes it. It returns
+// the target and t0, the first tick every scraper has complete.
+//
+// The target holds its workload until all scrapers scrape it, then serves
+// from a tick one interval ahead: all store the same ticks from the first on.
+func startWorkload(sc scale, b bins, dir string, targets []string, scrapers ...string) (*proc, time.Time, error) {
+	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(dir, "target.log"),
+		readyURL: "http://" + targets[0] + "/-/healthy",
+		args: []string{"--listen=" + strings.Join(targets, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String(),
+			"--held",
+			// The scrapers scrape at different offsets within a tick
+			// (their label hashes differ); tick timestamps make their
+			// samples identical.
+			"--timestamps"}}
+	if err := target.start(); err != nil {
+		return nil, time.Time{}, err
+	}
+	fail := func(err error) (*proc, time.Time, error) {
+		target.kill(syscall.SIGTERM, 10*time.Second)
+		return nil, time.Time{}, err
+	}
+	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
+		return fail(err)
+	}
+	if err := allScraping(sc, targets, scrapers...); err != nil {
+		return fail(err)
+	}
+	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 1
+	resp, err := http.Post(fmt.Sprintf("http://%s/-/start?tick=%d", targets[0], startTick), "", nil)
+	if err != nil {
+		return fail(fmt.Errorf("release the workload: %w", err))
+	}
+	resp.Body.Close()
+	// All have every tick from startTick on; the first is complete one
+	// interval later.
+	return target, time.UnixMilli((startTick + 1) * sc.ScrapeInterval.Milliseconds()), nil
+}
+
+// allScraping waits until every scraper (by its /metrics URL) scrapes every
+// target (failing: the workload is held), i.e. until each has an up sample
+// per target.
+func allScraping(sc scale, targets []string, scrapers ...string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		ok := true
-		for _, s := range setups {
-			v, err := metricSum(s.metrics, "prometheus_target_scrape_pool_targets")
+		for _, m := range scrapers {
+			v, err := metricSum(m, "prometheus_target_scrape_pool_targets")
 			if err != nil || int(v) < len(targets) {
 				ok = false
 			}
@@ -394,14 +409,23 @@ func measureCPU(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo []fl
 	return st, pr, mo, nil
 }
 
+// endpoint is a query API under test.
+type endpoint struct{ name, base string }
+
 // measureQueries runs every query against the three endpoints, interleaved,
 // and returns latencies in ms by query name and endpoint.
 func measureQueries(sc scale, queries []querySpec, stock *setup, prom *proc, mon *setup) (map[string]map[string][]float64, error) {
-	endpoints := []struct{ name, base string }{
+	return measureEndpoints(sc, queries, []endpoint{
 		{"stock", stock.api},
 		{"monstackd", mon.api},
 		{"prometheus", strings.TrimSuffix(prom.readyURL, "/-/ready")},
-	}
+	})
+}
+
+// measureEndpoints runs every query against every endpoint, interleaved,
+// each repetition evaluated at the time it starts, and returns latencies in
+// ms by query name and endpoint name.
+func measureEndpoints(sc scale, queries []querySpec, endpoints []endpoint) (map[string]map[string][]float64, error) {
 	out := map[string]map[string][]float64{}
 	log.Printf("queries: %d × %d repetitions × %d endpoints", len(queries), sc.QueryRepetitions, len(endpoints))
 	for rep := 0; rep < sc.QueryRepetitions; rep++ {
@@ -425,16 +449,17 @@ func measureQueries(sc scale, queries []querySpec, stock *setup, prom *proc, mon
 }
 
 // compareResults compares each query's result between the stock set and
-// monstackd at the same evaluation time, where both have the data it reads.
-func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup, t0 time.Time) {
+// monstackd at the same evaluation time, lag before now, where both have the
+// data it reads. Mismatches are named with prefix.
+func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup, t0 time.Time, lag time.Duration, prefix string) {
 	for _, q := range queries {
-		at := time.Now()
+		at := time.Now().Add(-lag)
 		// A range longer than the common data is compared over its end.
 		if avail := at.Sub(t0) - q.window - sc.ScrapeInterval; q.Type == "range" && avail < q.rng && avail >= 2*q.step {
 			q.rng = avail.Truncate(q.step)
 		}
 		if span := q.span(sc.ScrapeInterval); at.Add(-span).Before(t0) {
-			r.Skipped = append(r.Skipped, fmt.Sprintf("%s (reads %s before its evaluation; the setups have %s of common data)", q.Name, span, at.Sub(t0).Truncate(time.Second)))
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s%s (reads %s before its evaluation; the setups have %s of common data)", prefix, q.Name, span, at.Sub(t0).Truncate(time.Second)))
 			continue
 		}
 		r.Compared++
@@ -456,7 +481,7 @@ func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup,
 			}
 		}
 		if last != "" {
-			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: %s", q.Name, last))
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s%s: %s", prefix, q.Name, last))
 		}
 	}
 }
