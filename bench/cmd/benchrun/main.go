@@ -9,7 +9,11 @@
 // ingest setups stopped; the workload's past written as 2h blocks into a
 // MinIO bucket and read by thanos store + thanos query and by a monstackd
 // with nothing to scrape: query latency, result comparison, the store
-// gateway's resident memory). The HA pair plugs in as a further phase.
+// gateway's resident memory) → pair (the bucket setups stopped; two
+// monstackd peering over gRPC against the stock HA pair of two Prometheus,
+// two sidecars, thanos query and query-frontend: deduplicated query latency
+// and result comparison, queries answered while a replica is SIGKILLed and
+// restarted, query latency with the peer partitioned by SIGSTOP).
 package main
 
 import (
@@ -44,6 +48,12 @@ type scale struct {
 	// HistorySeries is the series count of the history (the live phases
 	// use Series), spread over Targets instances as the live targets are.
 	HistorySeries int `yaml:"history_series" json:"history_series"`
+	// PartitionQueries is how many queries the pair phase sends through
+	// each side, one after another, while the peer is partitioned.
+	PartitionQueries int `yaml:"partition_queries" json:"partition_queries"`
+	// PartitionTimeout is those queries' client timeout: by default the
+	// stock querier waits for a silent store without bound.
+	PartitionTimeout time.Duration `yaml:"partition_timeout" json:"partition_timeout"`
 }
 
 func loadScale(file string) (scale, error) {
@@ -65,6 +75,9 @@ func loadScale(file string) (scale, error) {
 	if s.History < 2*historyBlock || s.History%historyBlock != 0 || s.HistorySeries <= 0 {
 		return s, fmt.Errorf("%s: history must be a multiple of %s of at least %s, and history_series positive", file, historyBlock, 2*historyBlock)
 	}
+	if s.PartitionQueries <= 0 || s.PartitionTimeout <= 0 {
+		return s, fmt.Errorf("%s: partition_queries and partition_timeout must be positive", file)
+	}
 	return s, nil
 }
 
@@ -75,6 +88,7 @@ func main() {
 		outDir      = flag.String("out", "bench/results", "report directory")
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
 		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
+		pairOnly    = flag.Bool("pair-only", false, "run only the pair phase (for working on it): report <date>-<scale>-pair-only.{md,json}")
 		b           bins
 	)
 	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
@@ -85,12 +99,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
-	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, b); err != nil {
+	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, *pairOnly, b); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins) (err error) {
+func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bool, b bins) (err error) {
 	sc, err := loadScale(scaleFile)
 	if err != nil {
 		return err
@@ -99,11 +113,16 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err != nil {
 		return err
 	}
-	if b.minio == "" {
+	if b.minio == "" && !pairOnly {
 		return fmt.Errorf("no MinIO binary for the bucket phase: pass --minio or set MINIO_BIN (scripts/test-deps.sh builds it)")
 	}
-	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target), minio: mustAbs(b.minio)}
-	for _, bin := range []string{b.monstackd, b.prometheus, b.thanos, b.target, b.minio} {
+	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target), minio: b.minio}
+	need := []string{b.monstackd, b.prometheus, b.thanos, b.target}
+	if !pairOnly {
+		b.minio = mustAbs(b.minio)
+		need = append(need, b.minio)
+	}
+	for _, bin := range need {
 		if _, err := os.Stat(bin); err != nil {
 			return err
 		}
@@ -121,6 +140,13 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		// Named apart, so that it never replaces a whole run's report.
 		name += "-bucket-only"
 		if err := runBucketPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
+			return err
+		}
+		return r.finish(outDir, name)
+	}
+	if pairOnly {
+		name += "-pair-only"
+		if err := runPairPhase(r, sc, queries, b, workDir); err != nil {
 			return err
 		}
 		return r.finish(outDir, name)
@@ -218,6 +244,12 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
 		return err
 	}
+
+	// Pair phase, last: its own target and processes (the bucket phase's
+	// are stopped when it returns).
+	if err := runPairPhase(r, sc, queries, b, workDir); err != nil {
+		return err
+	}
 	return r.finish(outDir, name)
 }
 
@@ -231,6 +263,9 @@ func (r *report) finish(outDir, name string) error {
 	fmt.Print(r.markdown())
 	if len(r.Mismatches) > 0 {
 		return fmt.Errorf("%d query results differ between the setups", len(r.Mismatches))
+	}
+	if len(r.Failures) > 0 {
+		return fmt.Errorf("%d failures: %s", len(r.Failures), strings.Join(r.Failures, "; "))
 	}
 	return nil
 }
