@@ -266,11 +266,20 @@ func pairKills(r *report, sc scale, queries []querySpec, ps *pairSetups) error {
 // restarting replica.
 const killQueryPace = 50 * time.Millisecond
 
+// killQueryWindow is the least time queries run from a kill on, whatever
+// the restart takes: a small TSDB restarts in well under a second, and the
+// surviving querier notices and reconnects within its next endpoint update
+// and gRPC backoff (5s each in monstackd). At most 5 scrape intervals, for
+// the tiny scale.
+func killQueryWindow(sc scale) time.Duration {
+	return min(10*time.Second, 5*sc.ScrapeInterval)
+}
+
 // queryThroughKill queries through via in a loop, cycling through the query
 // set, one query per killQueryPace at most, from just before victim's
 // SIGKILL until the restarted victim is ready and every querier reads both
-// replicas again, and adds the counts to a. A query slower than the
-// partition timeout counts as failed.
+// replicas again, and for killQueryWindow at least; it adds the counts to
+// a. A query slower than the partition timeout counts as failed.
 func queryThroughKill(sc scale, queries []querySpec, a *availability, victim *proc, via string, ps *pairSetups) error {
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -301,6 +310,9 @@ func queryThroughKill(sc scale, queries []querySpec, a *availability, victim *pr
 	}()
 	start := time.Now()
 	err := restartAndWait(victim, ps)
+	if err == nil {
+		time.Sleep(time.Until(start.Add(killQueryWindow(sc))))
+	}
 	close(stop)
 	<-done
 	a.Kills++
@@ -352,8 +364,8 @@ func pairPartition(r *report, sc scale, queries []querySpec, ps *pairSetups) err
 		return err
 	}
 	r.Figures = append(r.Figures, newFigure("pair query with the peer partitioned (SIGSTOP), "+q.Name, "ms", "stock pair path (partial response)", stock, mon, 0))
-	r.Notes = append(r.Notes, fmt.Sprintf("Pair, peer partitioned (SIGSTOP of monstackd A; of sidecar A in the stock pair): %d queries of %s through monstackd B, %d failed; %d through the stock frontend, %d failed or timed out (client timeout %s, counted at that value; the stock querier's --store.response-timeout is 0, no bound).",
-		len(mon), q.Name, len(monFailed), len(stock), len(stockFailed), sc.PartitionTimeout))
+	r.Notes = append(r.Notes, fmt.Sprintf("Pair, peer partitioned (SIGSTOP of monstackd A; of sidecar A in the stock pair): %d queries of %s, one after another, through monstackd B took %s ms, %d failed; through the stock frontend %s ms, %d failed or timed out (client timeout %s, counted at that value; the stock querier's --store.response-timeout is 0, no bound).",
+		len(mon), q.Name, fmtSeq(mon), len(monFailed), fmtSeq(stock), len(stockFailed), sc.PartitionTimeout))
 	if len(monFailed) > 0 {
 		r.Failures = append(r.Failures, fmt.Sprintf("pair: %d queries through monstackd B failed with the peer partitioned: %s", len(monFailed), strings.Join(monFailed, "; ")))
 	}
@@ -388,6 +400,15 @@ func queryThroughPartition(sc scale, q querySpec, victim *proc, via string) (lat
 		}
 	}
 	return lat, failed, nil
+}
+
+// fmtSeq lists latencies in ms in the order they were taken.
+func fmtSeq(ms []float64) string {
+	out := make([]string, len(ms))
+	for i, v := range ms {
+		out[i] = fmt.Sprintf("%.0f", v)
+	}
+	return strings.Join(out, ", ")
 }
 
 // fmtAvailability is the pair-phase table row of one side.
