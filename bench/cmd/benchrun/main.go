@@ -146,7 +146,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bo
 	}
 	if pairOnly {
 		name += "-pair-only"
-		if err := runPairPhase(r, sc, queries, b, workDir); err != nil {
+		if err := runPairPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
 			return err
 		}
 		return r.finish(outDir, name)
@@ -247,7 +247,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bo
 
 	// Pair phase, last: its own target and processes (the bucket phase's
 	// are stopped when it returns).
-	if err := runPairPhase(r, sc, queries, b, workDir); err != nil {
+	if err := runPairPhase(r, sc, queries, b, workDir, base); err != nil {
 		return err
 	}
 	return r.finish(outDir, name)

@@ -115,7 +115,8 @@ func newPairSetups(b bins, dir string, sc scale, targets []string) (*pairSetups,
 
 // runPairPhase starts both pairs on one target and adds the phase's figures,
 // result comparisons and availability counts to r.
-func runPairPhase(r *report, sc scale, queries []querySpec, b bins, work string) error {
+// base names its profiles.
+func runPairPhase(r *report, sc scale, queries []querySpec, b bins, work, base string) error {
 	dir := filepath.Join(work, "pair")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -148,10 +149,15 @@ func runPairPhase(r *report, sc scale, queries []querySpec, b bins, work string)
 
 	// Latency: either daemon against the stock pair's frontend and against
 	// Prometheus A alone, interleaved.
+	// monstackd B's profiles: it answers its share of the queries and
+	// serves its TSDB to A for the other share.
+	profDone := make(chan []string, 1)
+	go func() { profDone <- profile(ps.monB, base+"-pair", sc.ProfileSeconds) }()
 	promA := strings.TrimSuffix(ps.promA.readyURL, "/-/ready")
 	lat, err := measureEndpoints(sc, queries, []endpoint{
 		{"monstackd A", ps.monA.api}, {"monstackd B", ps.monB.api}, {"stock", ps.stock.api}, {"prometheus", promA},
 	})
+	r.Profiles = append(r.Profiles, <-profDone...)
 	if err != nil {
 		return fmt.Errorf("pair phase: %w", err)
 	}

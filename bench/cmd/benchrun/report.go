@@ -133,7 +133,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- not compared: %s\n", s)
 	}
 	if len(r.Profiles) > 0 {
-		fmt.Fprintf(&b, "\nProfiles of monstackd during the query phase and (`-bucket-`) the bucket phase: %s.\n", strings.Join(r.Profiles, ", "))
+		fmt.Fprintf(&b, "\nProfiles of monstackd during the query phase, (`-bucket-`) the bucket phase and (`-pair-`, monstackd B) the pair phase: %s.\n", strings.Join(r.Profiles, ", "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\n%s\n", n)
