@@ -240,6 +240,12 @@ func bucketMonstackd(b bins, dir, name, cfgYAML string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newMonstackd(b, dir, name, "replica-a", cfgYAML, a[0], a[1])
+}
+
+// newMonstackd is one daemon of role with the given monstack.yml, serving
+// HTTP on httpAddr and gRPC on grpcAddr.
+func newMonstackd(b bins, dir, name, role, cfgYAML, httpAddr, grpcAddr string) (*setup, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -249,11 +255,11 @@ func bucketMonstackd(b bins, dir, name, cfgYAML string) (*setup, error) {
 	}
 	m := &proc{
 		name: name, bin: b.monstackd, logFile: filepath.Join(dir, "monstackd.log"),
-		readyURL: "http://" + a[0] + "/-/ready",
-		args: []string{"--role=replica-a", "--config.file=" + cfg, "--data.dir=" + filepath.Join(dir, "data"),
-			"--http.address=" + a[0], "--grpc.address=" + a[1]},
+		readyURL: "http://" + httpAddr + "/-/ready",
+		args: []string{"--role=" + role, "--config.file=" + cfg, "--data.dir=" + filepath.Join(dir, "data"),
+			"--http.address=" + httpAddr, "--grpc.address=" + grpcAddr},
 	}
-	return &setup{name: name, procs: []*proc{m}, api: "http://" + a[0], tsdb: m, metrics: "http://" + a[0] + "/metrics"}, nil
+	return &setup{name: name, procs: []*proc{m}, api: "http://" + httpAddr, tsdb: m, metrics: "http://" + httpAddr + "/metrics"}, nil
 }
 
 func (bs *bucketSetups) stop() { stopSetups(bs.idle, bs.mon, bs.stock) }

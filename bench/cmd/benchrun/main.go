@@ -9,7 +9,11 @@
 // ingest setups stopped; the workload's past written as 2h blocks into a
 // MinIO bucket and read by thanos store + thanos query and by a monstackd
 // with nothing to scrape: query latency, result comparison, the store
-// gateway's resident memory). The HA pair plugs in as a further phase.
+// gateway's resident memory) → pair (the bucket setups stopped; two
+// monstackd peering over gRPC against the stock HA pair of two Prometheus,
+// two sidecars, thanos query and query-frontend: deduplicated query latency
+// and result comparison, queries answered while a replica is SIGKILLed and
+// restarted, query latency with the peer partitioned by SIGSTOP).
 package main
 
 import (
@@ -44,6 +48,12 @@ type scale struct {
 	// HistorySeries is the series count of the history (the live phases
 	// use Series), spread over Targets instances as the live targets are.
 	HistorySeries int `yaml:"history_series" json:"history_series"`
+	// PartitionQueries is how many queries the pair phase sends through
+	// each side, one after another, while the peer is partitioned.
+	PartitionQueries int `yaml:"partition_queries" json:"partition_queries"`
+	// PartitionTimeout is those queries' client timeout: by default the
+	// stock querier waits for a silent store without bound.
+	PartitionTimeout time.Duration `yaml:"partition_timeout" json:"partition_timeout"`
 }
 
 func loadScale(file string) (scale, error) {
@@ -65,6 +75,9 @@ func loadScale(file string) (scale, error) {
 	if s.History < 2*historyBlock || s.History%historyBlock != 0 || s.HistorySeries <= 0 {
 		return s, fmt.Errorf("%s: history must be a multiple of %s of at least %s, and history_series positive", file, historyBlock, 2*historyBlock)
 	}
+	if s.PartitionQueries <= 0 || s.PartitionTimeout <= 0 {
+		return s, fmt.Errorf("%s: partition_queries and partition_timeout must be positive", file)
+	}
 	return s, nil
 }
 
@@ -75,6 +88,7 @@ func main() {
 		outDir      = flag.String("out", "bench/results", "report directory")
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
 		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
+		pairOnly    = flag.Bool("pair-only", false, "run only the pair phase (for working on it): report <date>-<scale>-pair-only.{md,json}")
 		b           bins
 	)
 	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
@@ -85,12 +99,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
-	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, b); err != nil {
+	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, *pairOnly, b); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins) (err error) {
+func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bool, b bins) (err error) {
 	sc, err := loadScale(scaleFile)
 	if err != nil {
 		return err
@@ -99,11 +113,16 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err != nil {
 		return err
 	}
-	if b.minio == "" {
+	if b.minio == "" && !pairOnly {
 		return fmt.Errorf("no MinIO binary for the bucket phase: pass --minio or set MINIO_BIN (scripts/test-deps.sh builds it)")
 	}
-	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target), minio: mustAbs(b.minio)}
-	for _, bin := range []string{b.monstackd, b.prometheus, b.thanos, b.target, b.minio} {
+	b = bins{monstackd: mustAbs(b.monstackd), prometheus: mustAbs(b.prometheus), thanos: mustAbs(b.thanos), target: mustAbs(b.target), minio: b.minio}
+	need := []string{b.monstackd, b.prometheus, b.thanos, b.target}
+	if !pairOnly {
+		b.minio = mustAbs(b.minio)
+		need = append(need, b.minio)
+	}
+	for _, bin := range need {
 		if _, err := os.Stat(bin); err != nil {
 			return err
 		}
@@ -125,6 +144,13 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		}
 		return r.finish(outDir, name)
 	}
+	if pairOnly {
+		name += "-pair-only"
+		if err := runPairPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
+			return err
+		}
+		return r.finish(outDir, name)
+	}
 	base := filepath.Join(outDir, name)
 
 	targetAddrs, err := addrs(sc.Targets)
@@ -132,7 +158,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		return err
 	}
 	promYAML := filepath.Join(workDir, "prometheus.yml")
-	if err := writePrometheusYAML(promYAML, sc, targetAddrs); err != nil {
+	if err := writePrometheusYAML(promYAML, sc, targetAddrs, "a"); err != nil {
 		return err
 	}
 	stock, prom, err := stockSetup(b, workDir, promYAML)
@@ -152,36 +178,11 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 		return err
 	}
 
-	// The targets hold their workload until both setups scrape them, then
-	// serve from a tick one interval ahead: both store the same ticks from
-	// the first on.
-	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(workDir, "target.log"),
-		readyURL: "http://" + targetAddrs[0] + "/-/healthy",
-		args: []string{"--listen=" + strings.Join(targetAddrs, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String(),
-			"--held",
-			// The two setups scrape at different offsets within a tick
-			// (their label hashes differ); tick timestamps make their
-			// samples identical.
-			"--timestamps"}}
-	if err := target.start(); err != nil {
-		return err
-	}
-	defer target.kill(syscall.SIGTERM, 10*time.Second)
-	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
-		return err
-	}
-	if err := bothScraping(sc, targetAddrs, stock, mon); err != nil {
-		return err
-	}
-	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 1
-	resp, err := http.Post(fmt.Sprintf("http://%s/-/start?tick=%d", targetAddrs[0], startTick), "", nil)
+	target, t0, err := startWorkload(sc, b, workDir, targetAddrs, stock.metrics, mon.metrics)
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	// Both have every tick from startTick on; the first is complete one
-	// interval later.
-	t0 := time.UnixMilli((startTick + 1) * sc.ScrapeInterval.Milliseconds())
+	defer target.kill(syscall.SIGTERM, 10*time.Second)
 
 	// Ingest phase.
 	log.Printf("warm-up %s", sc.Warmup)
@@ -225,7 +226,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err := rss("at the end"); err != nil {
 		return err
 	}
-	compareResults(r, sc, queries, stock, mon, t0)
+	compareResults(r, sc, queries, stock, mon, t0, 0, "")
 
 	// Kill phase.
 	log.Printf("SIGKILL and restart, %d times each", sc.KillRepetitions)
@@ -243,6 +244,12 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly bool, b bins
 	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
 		return err
 	}
+
+	// Pair phase, last: its own target and processes (the bucket phase's
+	// are stopped when it returns).
+	if err := runPairPhase(r, sc, queries, b, workDir, base); err != nil {
+		return err
+	}
 	return r.finish(outDir, name)
 }
 
@@ -256,6 +263,9 @@ func (r *report) finish(outDir, name string) error {
 	fmt.Print(r.markdown())
 	if len(r.Mismatches) > 0 {
 		return fmt.Errorf("%d query results differ between the setups", len(r.Mismatches))
+	}
+	if len(r.Failures) > 0 {
+		return fmt.Errorf("%d failures: %s", len(r.Failures), strings.Join(r.Failures, "; "))
 	}
 	return nil
 }
@@ -284,14 +294,54 @@ func versions(b bins) []string {
 	return out
 }
 
-// bothScraping waits until both setups scrape every target (failing: the
-// workload is held), i.e. until each has an up sample per target.
-func bothScraping(sc scale, targets []string, setups ...*setup) error {
+// startWorkload starts the bench target on targets and releases its
+// workload once every scraper (by its /metrics URL) scrapes it. It returns
+// the target and t0, the first tick every scraper has complete.
+//
+// The target holds its workload until all scrapers scrape it, then serves
+// from a tick one interval ahead: all store the same ticks from the first on.
+func startWorkload(sc scale, b bins, dir string, targets []string, scrapers ...string) (*proc, time.Time, error) {
+	target := &proc{name: "bench-target", bin: b.target, logFile: filepath.Join(dir, "target.log"),
+		readyURL: "http://" + targets[0] + "/-/healthy",
+		args: []string{"--listen=" + strings.Join(targets, ","), fmt.Sprintf("--series=%d", sc.Series), "--interval=" + sc.ScrapeInterval.String(),
+			"--held",
+			// The scrapers scrape at different offsets within a tick
+			// (their label hashes differ); tick timestamps make their
+			// samples identical.
+			"--timestamps"}}
+	if err := target.start(); err != nil {
+		return nil, time.Time{}, err
+	}
+	fail := func(err error) (*proc, time.Time, error) {
+		target.kill(syscall.SIGTERM, 10*time.Second)
+		return nil, time.Time{}, err
+	}
+	if _, err := target.waitReady(time.Now(), time.Minute); err != nil {
+		return fail(err)
+	}
+	if err := allScraping(sc, targets, scrapers...); err != nil {
+		return fail(err)
+	}
+	startTick := time.Now().UnixMilli()/sc.ScrapeInterval.Milliseconds() + 1
+	resp, err := http.Post(fmt.Sprintf("http://%s/-/start?tick=%d", targets[0], startTick), "", nil)
+	if err != nil {
+		return fail(fmt.Errorf("release the workload: %w", err))
+	}
+	resp.Body.Close()
+	// All have every tick from startTick on; the first is complete one
+	// interval later.
+	return target, time.UnixMilli((startTick + 1) * sc.ScrapeInterval.Milliseconds()), nil
+}
+
+// allScraping waits until every scraper (by its /metrics URL) scrapes every
+// target (failing: the workload is held), i.e. until each has an up sample
+// per target.
+func allScraping(sc scale, targets []string, scrapers ...string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		ok := true
-		for _, s := range setups {
-			v, err := metricSum(s.metrics, "prometheus_target_scrape_pool_targets")
+		for _, m := range scrapers {
+			v, err := metricSum(m, "prometheus_target_scrape_pool_targets")
 			if err != nil || int(v) < len(targets) {
 				ok = false
 			}
@@ -394,14 +444,23 @@ func measureCPU(sc scale, stock *setup, prom *proc, mon *setup) (st, pr, mo []fl
 	return st, pr, mo, nil
 }
 
+// endpoint is a query API under test.
+type endpoint struct{ name, base string }
+
 // measureQueries runs every query against the three endpoints, interleaved,
 // and returns latencies in ms by query name and endpoint.
 func measureQueries(sc scale, queries []querySpec, stock *setup, prom *proc, mon *setup) (map[string]map[string][]float64, error) {
-	endpoints := []struct{ name, base string }{
+	return measureEndpoints(sc, queries, []endpoint{
 		{"stock", stock.api},
 		{"monstackd", mon.api},
 		{"prometheus", strings.TrimSuffix(prom.readyURL, "/-/ready")},
-	}
+	})
+}
+
+// measureEndpoints runs every query against every endpoint, interleaved,
+// each repetition evaluated at the time it starts, and returns latencies in
+// ms by query name and endpoint name.
+func measureEndpoints(sc scale, queries []querySpec, endpoints []endpoint) (map[string]map[string][]float64, error) {
 	out := map[string]map[string][]float64{}
 	log.Printf("queries: %d × %d repetitions × %d endpoints", len(queries), sc.QueryRepetitions, len(endpoints))
 	for rep := 0; rep < sc.QueryRepetitions; rep++ {
@@ -425,16 +484,17 @@ func measureQueries(sc scale, queries []querySpec, stock *setup, prom *proc, mon
 }
 
 // compareResults compares each query's result between the stock set and
-// monstackd at the same evaluation time, where both have the data it reads.
-func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup, t0 time.Time) {
+// monstackd at the same evaluation time, lag before now, where both have the
+// data it reads. Mismatches are named with prefix.
+func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup, t0 time.Time, lag time.Duration, prefix string) {
 	for _, q := range queries {
-		at := time.Now()
+		at := time.Now().Add(-lag)
 		// A range longer than the common data is compared over its end.
 		if avail := at.Sub(t0) - q.window - sc.ScrapeInterval; q.Type == "range" && avail < q.rng && avail >= 2*q.step {
 			q.rng = avail.Truncate(q.step)
 		}
 		if span := q.span(sc.ScrapeInterval); at.Add(-span).Before(t0) {
-			r.Skipped = append(r.Skipped, fmt.Sprintf("%s (reads %s before its evaluation; the setups have %s of common data)", q.Name, span, at.Sub(t0).Truncate(time.Second)))
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s%s (reads %s before its evaluation; the setups have %s of common data)", prefix, q.Name, span, at.Sub(t0).Truncate(time.Second)))
 			continue
 		}
 		r.Compared++
@@ -456,7 +516,7 @@ func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup,
 			}
 		}
 		if last != "" {
-			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s: %s", q.Name, last))
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s%s: %s", prefix, q.Name, last))
 		}
 	}
 }

@@ -124,29 +124,38 @@ var client = &http.Client{Timeout: 2 * time.Minute}
 
 // run executes the query and returns its latency and the response data.
 func (q querySpec) run(base string, at time.Time) (time.Duration, json.RawMessage, error) {
+	took, data, _, err := q.get(client, q.url(base, at))
+	return took, data, err
+}
+
+// get requests u with c and returns the latency, the response data and its
+// warnings (a partial response names the stores it missed there). A
+// response without status "success" is an error.
+func (q querySpec) get(c *http.Client, u string) (time.Duration, json.RawMessage, []string, error) {
 	start := time.Now()
-	resp, err := client.Get(q.url(base, at))
+	resp, err := c.Get(u)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	took := time.Since(start)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	var r struct {
-		Status string          `json:"status"`
-		Error  string          `json:"error"`
-		Data   json.RawMessage `json:"data"`
+		Status   string          `json:"status"`
+		Error    string          `json:"error"`
+		Data     json.RawMessage `json:"data"`
+		Warnings []string        `json:"warnings"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, nil, fmt.Errorf("%s: status %d: %.200s", q.Name, resp.StatusCode, body)
+		return 0, nil, nil, fmt.Errorf("%s: status %d: %.200s", q.Name, resp.StatusCode, body)
 	}
 	if r.Status != "success" {
-		return 0, nil, fmt.Errorf("%s: %s", q.Name, r.Error)
+		return 0, nil, nil, fmt.Errorf("%s: %s", q.Name, r.Error)
 	}
-	return took, r.Data, nil
+	return took, r.Data, r.Warnings, nil
 }
 
 // result is a query answer reduced to what must match between setups.

@@ -60,11 +60,17 @@ func addrs(n int) ([]string, error) {
 
 // writePrometheusYAML writes the prometheus.yml both setups load unchanged.
 // Identical external labels give both the same scrape offsets, so they
-// scrape the deterministic targets at the same instants.
-func writePrometheusYAML(path string, sc scale, targets []string) error {
+// scrape the deterministic targets at the same instants. replica is the
+// replica external label; "" leaves it out (a monstackd of a pair takes it
+// from its role).
+func writePrometheusYAML(path string, sc scale, targets []string, replica string) error {
 	timeout := sc.ScrapeInterval
 	if timeout > 10*time.Second {
 		timeout = 10 * time.Second
+	}
+	replicaLine := ""
+	if replica != "" {
+		replicaLine = "    replica: " + replica + "\n"
 	}
 	y := fmt.Sprintf(`global:
   scrape_interval: %s
@@ -72,12 +78,11 @@ func writePrometheusYAML(path string, sc scale, targets []string) error {
   evaluation_interval: %s
   external_labels:
     cluster: bench
-    replica: a
-scrape_configs:
+%sscrape_configs:
   - job_name: bench
     static_configs:
       - targets: ['%s']
-`, sc.ScrapeInterval, timeout, sc.ScrapeInterval, strings.Join(targets, "', '"))
+`, sc.ScrapeInterval, timeout, sc.ScrapeInterval, replicaLine, strings.Join(targets, "', '"))
 	return os.WriteFile(path, []byte(y), 0o644)
 }
 
@@ -93,22 +98,8 @@ func stockSetup(b bins, work, promYAML string) (*setup, *proc, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	prom := &proc{
-		name: "prometheus", bin: b.prometheus, logFile: filepath.Join(dir, "prometheus.log"),
-		readyURL: "http://" + promHTTP + "/-/ready",
-		args: []string{
-			"--config.file=" + promYAML,
-			"--storage.tsdb.path=" + filepath.Join(dir, "prometheus"),
-			"--storage.tsdb.min-block-duration=2h", "--storage.tsdb.max-block-duration=2h",
-			"--web.listen-address=" + promHTTP, "--web.enable-lifecycle",
-		},
-	}
-	sidecar := &proc{
-		name: "thanos sidecar", bin: b.thanos, logFile: filepath.Join(dir, "sidecar.log"),
-		readyURL: "http://" + scHTTP + "/-/ready",
-		args: []string{"sidecar", "--tsdb.path=" + filepath.Join(dir, "prometheus"), "--prometheus.url=http://" + promHTTP,
-			"--http-address=" + scHTTP, "--grpc-address=" + scGRPC},
-	}
+	prom := newPrometheus(b, dir, "prometheus", promYAML, promHTTP)
+	sidecar := newSidecar(b, dir, "thanos sidecar", promHTTP, scHTTP, scGRPC)
 	query := &proc{
 		name: "thanos query", bin: b.thanos, logFile: filepath.Join(dir, "query.log"),
 		readyURL: "http://" + qHTTP + "/-/ready",
@@ -125,6 +116,32 @@ func stockSetup(b bins, work, promYAML string) (*setup, *proc, error) {
 		api: "http://" + feHTTP, tsdb: prom, metrics: "http://" + promHTTP + "/metrics",
 	}
 	return s, prom, nil
+}
+
+// newPrometheus is a stock Prometheus with its TSDB in dir/prometheus and 2h
+// blocks, as a sidecar's shipper needs.
+func newPrometheus(b bins, dir, name, promYAML, httpAddr string) *proc {
+	return &proc{
+		name: name, bin: b.prometheus, logFile: filepath.Join(dir, "prometheus.log"),
+		readyURL: "http://" + httpAddr + "/-/ready",
+		args: []string{
+			"--config.file=" + promYAML,
+			"--storage.tsdb.path=" + filepath.Join(dir, "prometheus"),
+			"--storage.tsdb.min-block-duration=2h", "--storage.tsdb.max-block-duration=2h",
+			"--web.listen-address=" + httpAddr, "--web.enable-lifecycle",
+		},
+	}
+}
+
+// newSidecar is a Thanos sidecar of the Prometheus newPrometheus(…, dir, …)
+// that listens on promHTTP.
+func newSidecar(b bins, dir, name, promHTTP, httpAddr, grpcAddr string) *proc {
+	return &proc{
+		name: name, bin: b.thanos, logFile: filepath.Join(dir, "sidecar.log"),
+		readyURL: "http://" + httpAddr + "/-/ready",
+		args: []string{"sidecar", "--tsdb.path=" + filepath.Join(dir, "prometheus"), "--prometheus.url=http://" + promHTTP,
+			"--http-address=" + httpAddr, "--grpc-address=" + grpcAddr},
+	}
 }
 
 // monstackdSetup is one daemon with the same prometheus.yml.
