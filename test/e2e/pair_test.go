@@ -510,6 +510,24 @@ func TestPair(t *testing.T) {
 				return nil
 			})
 		}
+		// Once the peer's health check has failed it is not asked any more:
+		// answers come at once, still naming it.
+		for _, d := range p.d {
+			eventually(t, 30*time.Second, "fast answers naming the peer", func() error {
+				began := time.Now()
+				r, err := query(d, `count(up{job="node"})`, time.Time{}, time.Now(), 0, nil)
+				if err != nil {
+					return err
+				}
+				if took := time.Since(began); took > time.Second {
+					return fmt.Errorf("took %s", took)
+				}
+				if !strings.Contains(strings.Join(r.Warnings, "\n"), p.other(d).grpc+" is unreachable") {
+					return fmt.Errorf("warnings %q", r.Warnings)
+				}
+				return nil
+			})
+		}
 		p.hosts[0].heal(p.hosts[1])
 		for _, d := range p.d {
 			eventually(t, 20*time.Second, "answers without warnings after healing", func() error {

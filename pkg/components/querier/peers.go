@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,8 +11,13 @@ import (
 	"github.com/opentracing/opentracing-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/thanos/pkg/extgrpc"
 	"github.com/thanos-io/thanos/pkg/query"
+	"github.com/thanos-io/thanos/pkg/store"
+	"github.com/thanos-io/thanos/pkg/store/storepb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
@@ -119,4 +125,78 @@ func (h *peerHealth) update(lastErr map[string]error) {
 	if h.peers.Report != nil {
 		h.peers.Report(errors.Join(errs...))
 	}
+}
+
+// healthyPeers are the peers' store clients whose last Info call succeeded.
+func healthyPeers(clients func() []store.Client, statuses func() []query.EndpointStatus) func() []store.Client {
+	return func() []store.Client {
+		up := map[string]bool{}
+		for _, s := range statuses() {
+			up[s.Name] = s.LastError == nil
+		}
+		var out []store.Client
+		for _, c := range clients() {
+			if addr, _ := c.Addr(); up[addr] {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+}
+
+// downPeers returns a warning per peer whose last Info call failed.
+func downPeers(statuses func() []query.EndpointStatus) func() annotations.Annotations {
+	return func() annotations.Annotations {
+		var w annotations.Annotations
+		for _, s := range statuses() {
+			if s.LastError != nil {
+				w.Add(fmt.Errorf("peer %s is unreachable (%v): answered without it", s.Name, s.LastError))
+			}
+		}
+		return w
+	}
+}
+
+// skipDownPeers answers from all (every peer, strict) without partial
+// responses, and otherwise from healthy (the peers that answer) with a
+// warning naming each one left out.
+func skipDownPeers[R any](
+	all, healthy func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable,
+	down func() annotations.Annotations,
+) func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable {
+	return func(deduplicate bool, replicaLabels []string, storeDebugMatchers [][]*labels.Matcher, maxResolutionMillis int64, partialResponse, skipChunks bool, shardInfo *storepb.ShardInfo, reporter R) storage.Queryable {
+		if !partialResponse {
+			return all(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter)
+		}
+		q := healthy(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter)
+		return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+			qr, err := q.Querier(mint, maxt)
+			if err != nil {
+				return nil, err
+			}
+			return &warningQuerier{Querier: qr, warnings: down()}, nil
+		})
+	}
+}
+
+// warningQuerier adds warnings to what it selects.
+type warningQuerier struct {
+	storage.Querier
+	warnings annotations.Annotations
+}
+
+func (w *warningQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &warningSet{SeriesSet: w.Querier.Select(ctx, sortSeries, hints, ms...), warnings: w.warnings}
+}
+
+type warningSet struct {
+	storage.SeriesSet
+	warnings annotations.Annotations
+}
+
+func (w *warningSet) Warnings() annotations.Annotations {
+	var out annotations.Annotations
+	out.Merge(w.SeriesSet.Warnings())
+	out.Merge(w.warnings)
+	return out
 }

@@ -77,6 +77,13 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	proxy := store.NewProxyStore(logger, reg, endpoints.GetStoreClients, component.Query, labels.EmptyLabels(), peers.ResponseTimeout, store.EagerRetrieval)
 	remote := query.NewQueryableCreator(logger, extprom.WrapRegistererWithPrefix("thanos_query_", reg),
 		proxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
+	// With partial responses, a peer whose last health check failed is not
+	// asked: every query would wait the response timeout for it until gRPC
+	// gives the connection up. The answer says it is missing instead.
+	healthy := healthyPeers(endpoints.GetStoreClients, endpoints.GetEndpointStatus)
+	healthyProxy := store.NewProxyStore(logger, nil, healthy, component.Query, labels.EmptyLabels(), peers.ResponseTimeout, store.EagerRetrieval)
+	remote = skipDownPeers(remote, query.NewQueryableCreator(logger, nil, healthyProxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize),
+		downPeers(endpoints.GetEndpointStatus))
 
 	// The bucket holds every replica's blocks. This replica's are its
 	// TSDB's past: asked for the time before the TSDB's oldest sample and
