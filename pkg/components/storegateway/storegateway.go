@@ -57,6 +57,9 @@ type Options struct {
 	Dir string
 	// IndexCacheSize bounds the in-memory index cache; 0 disables it.
 	IndexCacheSize int64
+	// ChunkCacheSize bounds the in-memory cache of chunk file ranges
+	// read from the bucket; 0 disables it.
+	ChunkCacheSize int64
 	// Interval between syncs while all goes well.
 	Interval time.Duration
 	// Report receives the sync state for readiness: nil when the last sync
@@ -128,7 +131,11 @@ func New(o Options) (*StoreGateway, error) {
 		}
 		opts = append(opts, store.WithIndexCache(cache))
 	}
-	bs, err := store.NewBucketStore(o.Bucket, rf, o.Dir,
+	bkt, err := chunkCachingBucket(o)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := store.NewBucketStore(bkt, rf, o.Dir,
 		store.NewChunksLimiterFactory(0), store.NewSeriesLimiterFactory(0), store.NewBytesLimiterFactory(0),
 		store.NewGapBasedPartitioner(store.PartitionerMaxGapSize),
 		blockSyncConcurrency, store.DefaultPostingOffsetInMemorySampling,
