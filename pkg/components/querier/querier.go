@@ -84,7 +84,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	}
 	// No registry: the peers' proxy and creator registered the same
 	// metric names already.
-	historyProxy := store.NewProxyStore(logger, nil, historyStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+	historyProxy := newDirectProxy(store.NewProxyStore(logger, nil, historyStores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval), historyStores)
 	history := query.NewQueryableCreator(logger, nil, historyProxy, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
 
 	queryable := query.QueryableCreator(withLocal(local, overlapping(endpoints.GetStoreClients), remote, overlapping(historyStores), history))
