@@ -3,6 +3,7 @@ package storegateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -149,4 +150,67 @@ func getRangeHits(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	t.Fatal("no thanos_store_bucket_cache_operation_hits_total{operation=\"get_range\"}")
 	return 0
+}
+
+// The chunks of a Series answer stay intact after the call returns, while
+// other queries run: the querier reads them in-process after Series has
+// returned (a pooled chunk buffer given back at return was reused by the
+// next query and corrupted them).
+func TestSeriesChunksOutliveTheCall(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkt := objstore.WrapWithMetrics(fs, nil, "test")
+	mint := time.Now().Add(-4 * time.Hour).Truncate(2 * time.Hour)
+	var series []labels.Labels
+	for i := range 200 {
+		series = append(series, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), labels.FromStrings("__name__", "n", "i", fmt.Sprint(i)))
+	}
+	if _, err := e2eutil.CreateBlock(context.Background(), filepath.Join(dir, "bucket"), series, 240,
+		mint.UnixMilli(), mint.Add(2*time.Hour).UnixMilli(), labels.FromStrings("replica", "a"), 0, metadata.NoneFunc, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Options{Logger: log.NewNopLogger(), Registerer: prometheus.NewRegistry(), Bucket: bkt,
+		Dir: filepath.Join(dir, "sg"), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.sync(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	query := func(name string) []*storepb.Series {
+		srv := &seriesServer{ctx: context.Background()}
+		req := &storepb.SeriesRequest{
+			MinTime: mint.UnixMilli(), MaxTime: mint.Add(2 * time.Hour).UnixMilli(),
+			Matchers: []storepb.LabelMatcher{{Type: storepb.LabelMatcher_EQ, Name: "__name__", Value: name}},
+		}
+		if err := g.Store().Series(req, srv); err != nil {
+			t.Fatal(err)
+		}
+		return srv.series
+	}
+	first := query("m")
+	var kept [][]byte
+	for _, s := range first {
+		b, err := s.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, b)
+	}
+	for range 5 {
+		query("n")
+	}
+	for i, s := range first {
+		b, err := s.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, kept[i]) {
+			t.Fatalf("series %s changed after later queries", s.PromLabels())
+		}
+	}
 }

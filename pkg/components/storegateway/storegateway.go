@@ -28,6 +28,7 @@ import (
 	"github.com/thanos-io/thanos/pkg/extprom"
 	"github.com/thanos-io/thanos/pkg/gate"
 	"github.com/thanos-io/thanos/pkg/model"
+	"github.com/thanos-io/thanos/pkg/pool"
 	"github.com/thanos-io/thanos/pkg/store"
 	storecache "github.com/thanos-io/thanos/pkg/store/cache"
 	"github.com/thanos-io/thanos/pkg/store/hintspb"
@@ -39,7 +40,6 @@ const (
 	blockSyncConcurrency      = 20
 	blockMetaFetchConcurrency = 32
 	maxConcurrentSeries       = 20
-	chunkPoolSize             = 2 << 30
 	ignoreDeletionMarksDelay  = 24 * time.Hour
 	lazyIndexReaderIdle       = 5 * time.Minute
 )
@@ -109,15 +109,17 @@ func New(o Options) (*StoreGateway, error) {
 		blocks.SetGlobal(metas, err)
 		blocks.SetLoaded(metas, err)
 	})
-	chunkPool, err := store.NewDefaultChunkBytesPool(chunkPoolSize)
-	if err != nil {
-		return nil, fmt.Errorf("store gateway chunk pool: %w", err)
-	}
 	opts := []store.BucketStoreOption{
 		store.WithLogger(o.Logger),
 		store.WithRegistry(o.Registerer),
 		store.WithQueryGate(gate.New(extprom.WrapRegistererWithPrefix("thanos_bucket_store_series_", o.Registerer), maxConcurrentSeries, gate.Queries)),
-		store.WithChunkPool(chunkPool),
+		// Chunks are not pooled: the series a Series call returns point
+		// into its chunk buffers, which it gives back to the pool when it
+		// returns. Stock thanos store has marshalled them to gRPC by then;
+		// in-process the querier reads them afterwards, and a concurrent
+		// query reusing the buffers corrupted its chunks ("EOF" errors, or
+		// wrong samples). The garbage collector frees them instead.
+		store.WithChunkPool(pool.NoopPool[byte]{}),
 		store.WithChunkHashCalculation(true),
 		store.WithSeriesMatchRatio(0.5),
 	}
