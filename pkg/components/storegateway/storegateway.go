@@ -28,7 +28,6 @@ import (
 	"github.com/thanos-io/thanos/pkg/extprom"
 	"github.com/thanos-io/thanos/pkg/gate"
 	"github.com/thanos-io/thanos/pkg/model"
-	"github.com/thanos-io/thanos/pkg/pool"
 	"github.com/thanos-io/thanos/pkg/store"
 	storecache "github.com/thanos-io/thanos/pkg/store/cache"
 	"github.com/thanos-io/thanos/pkg/store/hintspb"
@@ -40,6 +39,7 @@ const (
 	blockSyncConcurrency      = 20
 	blockMetaFetchConcurrency = 32
 	maxConcurrentSeries       = 20
+	chunkPoolSize             = 2 << 30
 	ignoreDeletionMarksDelay  = 24 * time.Hour
 	lazyIndexReaderIdle       = 5 * time.Minute
 )
@@ -109,17 +109,17 @@ func New(o Options) (*StoreGateway, error) {
 		blocks.SetGlobal(metas, err)
 		blocks.SetLoaded(metas, err)
 	})
+	chunkPool, err := store.NewDefaultChunkBytesPool(chunkPoolSize)
+	if err != nil {
+		return nil, fmt.Errorf("store gateway chunk pool: %w", err)
+	}
 	opts := []store.BucketStoreOption{
 		store.WithLogger(o.Logger),
 		store.WithRegistry(o.Registerer),
 		store.WithQueryGate(gate.New(extprom.WrapRegistererWithPrefix("thanos_bucket_store_series_", o.Registerer), maxConcurrentSeries, gate.Queries)),
-		// Chunks are not pooled: the series a Series call returns point
-		// into its chunk buffers, which it gives back to the pool when it
-		// returns. Stock thanos store has marshalled them to gRPC by then;
-		// in-process the querier reads them afterwards, and a concurrent
-		// query reusing the buffers corrupted its chunks ("EOF" errors, or
-		// wrong samples). The garbage collector frees them instead.
-		store.WithChunkPool(pool.NoopPool[byte]{}),
+		// Store.Series copies the chunks out before the buffers go
+		// back to this pool.
+		store.WithChunkPool(chunkPool),
 		store.WithChunkHashCalculation(true),
 		store.WithSeriesMatchRatio(0.5),
 	}
@@ -337,3 +337,57 @@ func (s *Store) ExtLabelSets() []labels.Labels {
 // Matches reports whether matchers may select data here: the ProxyStore
 // already checks them against the external label sets.
 func (s *Store) Matches([]*labels.Matcher) bool { return true }
+
+// Series is the BucketStore's, with the chunks copied out of its pooled
+// buffers as they are sent: the BucketStore gives the buffers back to its
+// pool when Series returns, as stock thanos store can once it has
+// marshalled them to gRPC, but the querier here reads them afterwards, and
+// a concurrent query reusing the buffers corrupted them ("EOF" errors or
+// wrong samples). One copy into a few large slabs costs less than not
+// pooling (a buffer per chunk read and per chunk).
+func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	return s.BucketStore.Series(req, &copyingServer{Store_SeriesServer: srv})
+}
+
+// chunkSlabSize is the smallest slab copyingServer allocates: a few
+// hundred chunks.
+const chunkSlabSize = 256 << 10
+
+// copyingServer copies the chunk bytes of the series it sends into slabs
+// of its own, which the series keep alive.
+type copyingServer struct {
+	storepb.Store_SeriesServer
+	slab []byte
+}
+
+func (c *copyingServer) Send(r *storepb.SeriesResponse) error {
+	if s := r.GetSeries(); s != nil {
+		c.copyChunks(s)
+	}
+	if b := r.GetBatch(); b != nil {
+		for _, s := range b.Series {
+			c.copyChunks(s)
+		}
+	}
+	return c.Store_SeriesServer.Send(r)
+}
+
+func (c *copyingServer) copyChunks(s *storepb.Series) {
+	for i := range s.Chunks {
+		ch := &s.Chunks[i]
+		for _, f := range []*storepb.Chunk{ch.Raw, ch.Count, ch.Sum, ch.Min, ch.Max, ch.Counter} {
+			if f != nil {
+				f.Data = c.copy(f.Data)
+			}
+		}
+	}
+}
+
+func (c *copyingServer) copy(b []byte) []byte {
+	if cap(c.slab)-len(c.slab) < len(b) {
+		c.slab = make([]byte, 0, max(chunkSlabSize, len(b)))
+	}
+	n := len(c.slab)
+	c.slab = append(c.slab, b...)
+	return c.slab[n:len(c.slab):len(c.slab)]
+}
