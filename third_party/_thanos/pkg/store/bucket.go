@@ -1057,8 +1057,10 @@ type blockSeriesClient struct {
 	logger          log.Logger
 	extLset         labels.Labels
 	extLsetToRemove map[string]struct{}
-	// monstackd: extLset as a slice, for zLabelsForSeries.
+	// monstackd: extLset as a slice, for zLabelsForSeries; symbols is
+	// lookupZLabels' scratch.
 	extLabels []labels.Label
+	symbols   []string
 
 	mint           int64
 	maxt           int64
@@ -1327,10 +1329,26 @@ OUTER:
 			continue
 		}
 
-		if err := b.indexr.LookupLabelsSymbols(b.ctx, b.symbolizedLset, b.b); err != nil {
-			return errors.Wrap(err, "Lookup labels symbols")
+		// monstackd: without lazy matchers to check on the series' own
+		// labels, the labels sent are built straight from the symbols
+		// (lookupZLabels); the Builder's labels are not needed.
+		var completeLabelset []labelpb.ZLabel
+		if len(b.lazyPostings.matchers) == 0 {
+			var ok bool
+			completeLabelset, ok, err = b.indexr.lookupZLabels(b.ctx, b.symbolizedLset, b.extLabels, b.extLsetToRemove, &b.symbols)
+			if err != nil {
+				return errors.Wrap(err, "Lookup labels symbols")
+			}
+			if !ok {
+				completeLabelset = nil
+			}
 		}
-		b.lset = b.b.Labels()
+		if completeLabelset == nil {
+			if err := b.indexr.LookupLabelsSymbols(b.ctx, b.symbolizedLset, b.b); err != nil {
+				return errors.Wrap(err, "Lookup labels symbols")
+			}
+			b.lset = b.b.Labels()
+		}
 
 		for _, matcher := range b.lazyPostings.matchers {
 			val := b.lset.Get(matcher.Name)
@@ -1354,7 +1372,9 @@ OUTER:
 		// monstackd: what ExtendSortedLabels, rmLabels and
 		// ZLabelsFromPromLabels (in Recv) made in three copies each with
 		// string labels, in one.
-		completeLabelset := zLabelsForSeries(b.lset, b.extLabels, b.extLsetToRemove)
+		if completeLabelset == nil {
+			completeLabelset = zLabelsForSeries(b.lset, b.extLabels, b.extLsetToRemove)
+		}
 
 		if !b.shardMatcher.MatchesZLabels(completeLabelset) {
 			continue
