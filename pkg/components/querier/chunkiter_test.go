@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -56,13 +57,14 @@ func TestChunkSeriesIteratorSeeksAcrossChunks(t *testing.T) {
 		return []storepb.AggrChunk{xorChunk(t, span(0, 9)...), xorChunk(t, span(5, 14)...), xorChunk(t, span(20, 29)...)}
 	}
 	all := append(span(0, 14), span(20, 29)...)
-	iter := func() chunkenc.Iterator {
-		set := query.NewPromSeriesSet(&oneSeries{chunks: chunks()}, 0, 100, []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM}, nil)
+	iterIn := func(mint, maxt int64) chunkenc.Iterator {
+		set := query.NewPromSeriesSet(&oneSeries{chunks: chunks()}, mint, maxt, []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM}, nil)
 		if !set.Next() {
 			t.Fatal("no series")
 		}
 		return set.At().Iterator(nil)
 	}
+	iter := func() chunkenc.Iterator { return iterIn(0, 100) }
 
 	var got []int64
 	for it := iter(); it.Next() == chunkenc.ValFloat; {
@@ -122,5 +124,22 @@ func TestChunkSeriesIteratorSeeksAcrossChunks(t *testing.T) {
 	}
 	if it := iter(); it.Seek(30) != chunkenc.ValNone {
 		t.Error("Seek past the last sample found one")
+	}
+
+	// Bounded to [3, 24]: Next starts at 3 and ends at 24, Seek before
+	// the start lands on 3, after the end on nothing.
+	var bounded []int64
+	for it := iterIn(3, 24); it.Next() == chunkenc.ValFloat; {
+		bounded = append(bounded, it.AtT())
+	}
+	want := append(span(3, 14), span(20, 24)...)
+	if fmt.Sprint(bounded) != fmt.Sprint(want) {
+		t.Errorf("bounded Next read %v, want %v", bounded, want)
+	}
+	if it := iterIn(3, 24); it.Seek(1) != chunkenc.ValFloat || it.AtT() != 3 {
+		t.Errorf("bounded Seek(1) at %d, want 3", it.AtT())
+	}
+	if it := iterIn(3, 24); it.Seek(25) != chunkenc.ValNone {
+		t.Error("bounded Seek(25) found a sample")
 	}
 }

@@ -144,7 +144,7 @@ func (s *chunkSeries) Iterator(_ chunkenc.Iterator) chunkenc.Iterator {
 		default:
 			return errSeriesIterator{err: errors.Errorf("unexpected result aggregate type %v", s.aggrs)}
 		}
-		return dedup.NewBoundedSeriesIterator(sit, s.mint, s.maxt)
+		return boundedIterator(sit, s.mint, s.maxt)
 	}
 
 	if len(s.aggrs) != 2 {
@@ -167,7 +167,7 @@ func (s *chunkSeries) Iterator(_ chunkenc.Iterator) chunkenc.Iterator {
 	default:
 		return errSeriesIterator{err: errors.Errorf("unexpected result aggregate type %v", s.aggrs)}
 	}
-	return dedup.NewBoundedSeriesIterator(sit, s.mint, s.maxt)
+	return boundedIterator(sit, s.mint, s.maxt)
 }
 
 func getFirstIterator(cs ...*storepb.Chunk) chunkenc.Iterator {
@@ -211,6 +211,55 @@ func (errSeriesIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *hi
 }
 func (errSeriesIterator) AtT() int64    { return 0 }
 func (it errSeriesIterator) Err() error { return it.err }
+
+// boundedIterator is dedup.NewBoundedSeriesIterator(sit, mint, maxt), in
+// one iterator with sit when sit is a chunkSeriesIterator (monstackd: one
+// interface call a sample less in each Next, At and AtT).
+func boundedIterator(sit chunkenc.Iterator, mint, maxt int64) chunkenc.Iterator {
+	cs, ok := sit.(*chunkSeriesIterator)
+	if !ok {
+		return dedup.NewBoundedSeriesIterator(sit, mint, maxt)
+	}
+	return &boundedChunkSeriesIterator{chunkSeriesIterator: *cs, mint: mint, maxt: maxt}
+}
+
+// boundedChunkSeriesIterator is dedup's boundedSeriesIterator over a
+// chunkSeriesIterator, with the same Seek and Next (monstackd).
+type boundedChunkSeriesIterator struct {
+	chunkSeriesIterator
+	mint, maxt int64
+}
+
+func (it *boundedChunkSeriesIterator) Seek(t int64) chunkenc.ValueType {
+	if t > it.maxt {
+		return chunkenc.ValNone
+	}
+	if t < it.mint {
+		t = it.mint
+	}
+	return it.chunkSeriesIterator.Seek(t)
+}
+
+func (it *boundedChunkSeriesIterator) Next() chunkenc.ValueType {
+	valueType := it.chunkSeriesIterator.Next()
+	if valueType == chunkenc.ValNone {
+		return chunkenc.ValNone
+	}
+	t := it.chunkSeriesIterator.AtT()
+
+	// Advance the iterator if we are before the valid interval.
+	if t < it.mint {
+		if it.Seek(it.mint) == chunkenc.ValNone {
+			return chunkenc.ValNone
+		}
+		t = it.chunkSeriesIterator.AtT()
+	}
+	// Once we passed the valid interval, there is no going back.
+	if t <= it.maxt {
+		return valueType
+	}
+	return chunkenc.ValNone
+}
 
 // chunkSeriesIterator implements a series iterator on top
 // of a list of time-sorted, non-overlapping chunks.
