@@ -107,6 +107,11 @@ type StoreGatewayConfig struct {
 	// IndexCacheSize bounds the in-memory cache of index entries (postings,
 	// series) read from the bucket; 0 disables it.
 	IndexCacheSize Bytes `yaml:"index_cache_size"`
+	// ChunkCacheSize bounds the in-memory cache of chunk file ranges read
+	// from the bucket, so that repeated queries (dashboards) over the same
+	// blocks skip object storage; 0 disables it. Stock thanos store has
+	// it only with --store.caching-bucket.config.
+	ChunkCacheSize Bytes `yaml:"chunk_cache_size"`
 	// SyncInterval is how often the bucket is listed for blocks others
 	// wrote (the peer, the compactor); this host's uploads load at once.
 	// Stock thanos store's --sync-block-duration.
@@ -145,8 +150,9 @@ func Default() *Config {
 			ShedMemoryRatio:   0.75,
 			CancelMemoryRatio: 0.85,
 		},
-		// Stock thanos store's --index-cache-size.
-		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, SyncInterval: Duration(3 * time.Minute)},
+		// Stock thanos store's --index-cache-size; the chunk cache holds
+		// the chunks of a few dashboards' recent blocks.
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, ChunkCacheSize: 128 << 20, SyncInterval: Duration(3 * time.Minute)},
 		Peers:        PeersConfig{ResponseTimeout: DefaultPeerResponseTimeout},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
@@ -322,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StoreGateway.IndexCacheSize < 0 {
 		field("store_gateway.index_cache_size", "must not be negative (0 disables the cache)")
+	}
+	if c.StoreGateway.ChunkCacheSize < 0 {
+		field("store_gateway.chunk_cache_size", "must not be negative (0 disables the cache)")
 	}
 	for _, p := range []struct {
 		name  string

@@ -142,6 +142,7 @@ bucket:
   config_file: /etc/monstack/bucket.yml
 store_gateway:
   index_cache_size: 64MiB
+  chunk_cache_size: 32MiB
   sync_interval: 30s
 peers:
   endpoints: [hostb:10901]
@@ -187,7 +188,7 @@ web:
 			NotificationQueueSize: 5,
 		},
 		Bucket:       BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
-		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20, SyncInterval: d(30 * time.Second)},
+		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20, ChunkCacheSize: 32 << 20, SyncInterval: d(30 * time.Second)},
 		Peers: PeersConfig{
 			Endpoints:       []string{"hostb:10901"},
 			ResponseTimeout: d(2 * time.Second),
@@ -366,6 +367,11 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "negative store_gateway.index_cache_size",
 			content: "store_gateway: {index_cache_size: -1}\n",
 			want:    []string{"field store_gateway.index_cache_size", "must not be negative"},
+		},
+		{
+			name:    "negative store_gateway.chunk_cache_size",
+			content: "store_gateway: {chunk_cache_size: -1}\n",
+			want:    []string{"field store_gateway.chunk_cache_size", "must not be negative"},
 		},
 		{
 			name:    "store_gateway.index_cache_size not a size",

@@ -18,6 +18,7 @@ func (c *components) initStoreGateway() (parts, error) {
 		Bucket:         c.bucket,
 		Dir:            filepath.Join(c.rt.DataDir, "store-gateway"),
 		IndexCacheSize: int64(c.cfg.StoreGateway.IndexCacheSize),
+		ChunkCacheSize: int64(c.cfg.StoreGateway.ChunkCacheSize),
 		Interval:       time.Duration(c.cfg.StoreGateway.SyncInterval),
 		Report:         func(err error) { c.d.readiness.SetDegraded(StoreGateway, err) },
 		WebLabel:       c.cfg.Query.ReplicaLabel,

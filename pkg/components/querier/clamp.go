@@ -56,6 +56,22 @@ func (c *clampedClient) Series(ctx context.Context, in *storepb.SeriesRequest, o
 	return c.Client.Series(ctx, &r, opts...)
 }
 
+// serveSeries is Series, clamped, for directProxy.
+func (c *clampedClient) serveSeries(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	end, ok := c.clamp(req.MinTime, req.MaxTime)
+	if !ok {
+		return nil
+	}
+	r := *req
+	r.MaxTime = end
+	return c.Client.(directStore).serveSeries(&r, srv)
+}
+
+func (c *clampedClient) direct() bool {
+	d, ok := c.Client.(directStore)
+	return ok && d.direct()
+}
+
 func (c *clampedClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, opts ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
 	end, ok := c.clamp(in.Start, in.End)
 	if !ok {
@@ -132,6 +148,18 @@ func (c *replicaClient) Series(ctx context.Context, in *storepb.SeriesRequest, o
 	r := *in
 	r.Matchers = c.matchers(in.Matchers)
 	return c.Client.Series(ctx, &r, opts...)
+}
+
+// serveSeries is Series, with the replica matcher, for directProxy.
+func (c *replicaClient) serveSeries(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	r := *req
+	r.Matchers = c.matchers(req.Matchers)
+	return c.Client.(directStore).serveSeries(&r, srv)
+}
+
+func (c *replicaClient) direct() bool {
+	d, ok := c.Client.(directStore)
+	return ok && d.direct()
 }
 
 func (c *replicaClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, opts ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {

@@ -31,19 +31,33 @@ func withLocal[R any](
 ) func(bool, []string, [][]*labels.Matcher, int64, bool, bool, *storepb.ShardInfo, R) storage.Queryable {
 	return func(deduplicate bool, replicaLabels []string, storeDebugMatchers [][]*labels.Matcher, maxResolutionMillis int64, partialResponse, skipChunks bool, shardInfo *storepb.ShardInfo, reporter R) storage.Queryable {
 		return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-			lq, err := local.DB.Querier(mint, maxt)
-			if err != nil {
-				return nil, err
-			}
-			var own storage.Querier = newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels, local.Attach)
-			if history != nil && hasHistory(mint, maxt) {
+			withHistory := history != nil && hasHistory(mint, maxt)
+			var own storage.Querier
+			if withHistory && maxt < local.minTime() {
+				// All before the local TSDB's oldest sample (dashboards
+				// over past days): the history answers alone, without a
+				// merge with an empty local set. As the merge's only
+				// secondary a failing bucket is still a warning.
 				hq, err := history(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
 				if err != nil {
-					lq.Close()
 					return nil, err
 				}
-				// A failing bucket leaves the local answer with a warning.
-				own = storage.NewMergeQuerier([]storage.Querier{own}, []storage.Querier{hq}, storage.ChainedSeriesMerge)
+				own = storage.NewMergeQuerier(nil, []storage.Querier{hq}, storage.ChainedSeriesMerge)
+			} else {
+				lq, err := local.DB.Querier(mint, maxt)
+				if err != nil {
+					return nil, err
+				}
+				own = newLocalQuerier(lq, local.ExternalLabels(), deduplicate, replicaLabels, local.Attach)
+				if withHistory {
+					hq, err := history(deduplicate, replicaLabels, storeDebugMatchers, maxResolutionMillis, partialResponse, skipChunks, shardInfo, reporter).Querier(mint, maxt)
+					if err != nil {
+						own.Close()
+						return nil, err
+					}
+					// A failing bucket leaves the local answer with a warning.
+					own = storage.NewMergeQuerier([]storage.Querier{own}, []storage.Querier{hq}, storage.ChainedSeriesMerge)
+				}
 			}
 			if !hasRemote(mint, maxt) {
 				// This host's TSDB and the bucket hold one replica:

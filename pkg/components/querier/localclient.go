@@ -66,6 +66,13 @@ func (c *localClient) Series(ctx context.Context, in *storepb.SeriesRequest, opt
 	return c.client.Series(ctx, in, opts...)
 }
 
+// serveSeries calls the store's Series in this goroutine (directProxy).
+func (c *localClient) serveSeries(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	return c.store.Series(req, srv)
+}
+
+func (c *localClient) direct() bool { return true }
+
 func (c *localClient) LabelNames(ctx context.Context, in *storepb.LabelNamesRequest, _ ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
 	return c.store.LabelNames(ctx, in)
 }

@@ -118,9 +118,9 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 	}
 	// No registry: the peers' proxy and creator registered the same
 	// metric names already. No response timeout: the stores are in
-	// this process.
+	// this process, and one of them is asked directly (directProxy).
 	newHistory := func(stores func() []store.Client) query.QueryableCreator {
-		p := store.NewProxyStore(logger, nil, stores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval)
+		p := newDirectProxy(store.NewProxyStore(logger, nil, stores, component.Query, labels.EmptyLabels(), 0, store.EagerRetrieval), stores)
 		return query.NewQueryableCreator(logger, nil, p, cfg.MaxConcurrentSelects, timeout, dedup.AlgorithmPenalty, seriesBatchSize)
 	}
 	hasRemote, remotes := unionCreators(

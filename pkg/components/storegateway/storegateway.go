@@ -57,6 +57,9 @@ type Options struct {
 	Dir string
 	// IndexCacheSize bounds the in-memory index cache; 0 disables it.
 	IndexCacheSize int64
+	// ChunkCacheSize bounds the in-memory cache of chunk file ranges
+	// read from the bucket; 0 disables it.
+	ChunkCacheSize int64
 	// Interval between syncs while all goes well.
 	Interval time.Duration
 	// Report receives the sync state for readiness: nil when the last sync
@@ -114,6 +117,8 @@ func New(o Options) (*StoreGateway, error) {
 		store.WithLogger(o.Logger),
 		store.WithRegistry(o.Registerer),
 		store.WithQueryGate(gate.New(extprom.WrapRegistererWithPrefix("thanos_bucket_store_series_", o.Registerer), maxConcurrentSeries, gate.Queries)),
+		// Store.Series copies the chunks out before the buffers go
+		// back to this pool.
 		store.WithChunkPool(chunkPool),
 		store.WithChunkHashCalculation(true),
 		store.WithSeriesMatchRatio(0.5),
@@ -128,7 +133,11 @@ func New(o Options) (*StoreGateway, error) {
 		}
 		opts = append(opts, store.WithIndexCache(cache))
 	}
-	bs, err := store.NewBucketStore(o.Bucket, rf, o.Dir,
+	bkt, err := chunkCachingBucket(o)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := store.NewBucketStore(bkt, rf, o.Dir,
 		store.NewChunksLimiterFactory(0), store.NewSeriesLimiterFactory(0), store.NewBytesLimiterFactory(0),
 		store.NewGapBasedPartitioner(store.PartitionerMaxGapSize),
 		blockSyncConcurrency, store.DefaultPostingOffsetInMemorySampling,
@@ -328,3 +337,57 @@ func (s *Store) ExtLabelSets() []labels.Labels {
 // Matches reports whether matchers may select data here: the ProxyStore
 // already checks them against the external label sets.
 func (s *Store) Matches([]*labels.Matcher) bool { return true }
+
+// Series is the BucketStore's, with the chunks copied out of its pooled
+// buffers as they are sent: the BucketStore gives the buffers back to its
+// pool when Series returns, as stock thanos store can once it has
+// marshalled them to gRPC, but the querier here reads them afterwards, and
+// a concurrent query reusing the buffers corrupted them ("EOF" errors or
+// wrong samples). One copy into a few large slabs costs less than not
+// pooling (a buffer per chunk read and per chunk).
+func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	return s.BucketStore.Series(req, &copyingServer{Store_SeriesServer: srv})
+}
+
+// chunkSlabSize is the smallest slab copyingServer allocates: a few
+// hundred chunks.
+const chunkSlabSize = 256 << 10
+
+// copyingServer copies the chunk bytes of the series it sends into slabs
+// of its own, which the series keep alive.
+type copyingServer struct {
+	storepb.Store_SeriesServer
+	slab []byte
+}
+
+func (c *copyingServer) Send(r *storepb.SeriesResponse) error {
+	if s := r.GetSeries(); s != nil {
+		c.copyChunks(s)
+	}
+	if b := r.GetBatch(); b != nil {
+		for _, s := range b.Series {
+			c.copyChunks(s)
+		}
+	}
+	return c.Store_SeriesServer.Send(r)
+}
+
+func (c *copyingServer) copyChunks(s *storepb.Series) {
+	for i := range s.Chunks {
+		ch := &s.Chunks[i]
+		for _, f := range []*storepb.Chunk{ch.Raw, ch.Count, ch.Sum, ch.Min, ch.Max, ch.Counter} {
+			if f != nil {
+				f.Data = c.copy(f.Data)
+			}
+		}
+	}
+}
+
+func (c *copyingServer) copy(b []byte) []byte {
+	if cap(c.slab)-len(c.slab) < len(b) {
+		c.slab = make([]byte, 0, max(chunkSlabSize, len(b)))
+	}
+	n := len(c.slab)
+	c.slab = append(c.slab, b...)
+	return c.slab[n:len(c.slab):len(c.slab)]
+}

@@ -5,7 +5,11 @@
 
 package labelpb
 
-import "github.com/prometheus/prometheus/model/labels"
+import (
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
 
 // Added by monstackd: Prometheus' string labels are not laid out as
 // []ZLabel, so these conversions copy where the slicelabels ones cast.
@@ -27,9 +31,20 @@ func ZLabelsFromPromLabels(lset labels.Labels) []ZLabel {
 // ZLabelsToPromLabels converts a slice of ZLabel to Prometheus labels. The
 // result is a copy: it does not hold the protobuf buffer lset may point into.
 func ZLabelsToPromLabels(lset []ZLabel) labels.Labels {
-	b := labels.NewScratchBuilder(len(lset))
+	b := scratchBuilders.Get().(*labels.ScratchBuilder)
+	b.Reset()
 	for _, l := range lset {
 		b.Add(l.Name, l.Value)
 	}
-	return b.Labels()
+	// Labels copies: nothing of b stays in the result.
+	ls := b.Labels()
+	scratchBuilders.Put(b)
+	return ls
 }
+
+// scratchBuilders spare ZLabelsToPromLabels a builder per call: it runs
+// once per series on every StoreAPI read.
+var scratchBuilders = sync.Pool{New: func() any {
+	b := labels.NewScratchBuilder(16)
+	return &b
+}}
