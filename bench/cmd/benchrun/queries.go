@@ -233,8 +233,10 @@ func labelKey(m map[string]string) string {
 }
 
 // relTolerance allows for the few milliseconds between the two setups'
-// scrapes of the same tick, which move rate() extrapolation slightly.
-const relTolerance = 1e-3
+// scrapes of the same tick, which move rate() extrapolation slightly: up
+// to 0.15% seen under load (range10m_rate_counters, two quick runs on
+// 2026-11-28), so 0.1% failed runs whose answers agreed.
+const relTolerance = 3e-3
 
 // diff describes the first difference between two results, "" if they match.
 func diff(a, b result) string {
