@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
-	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/thanos/pkg/block/metadata"
 	"github.com/thanos-io/thanos/pkg/store/labelpb"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
@@ -47,12 +46,7 @@ func (s *seriesServer) Send(r *storepb.SeriesResponse) error {
 // bucket_monstackd.go); the chunk cache answers the same the second time,
 // from memory.
 func TestSeriesLabelsAndChunkCache(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bkt := objstore.WrapWithMetrics(fs, nil, "test")
+	dir, bkt := testBucket(t)
 	mint := time.Now().Add(-4 * time.Hour).Truncate(2 * time.Hour)
 	ext := labels.FromStrings("cluster", "c1", "replica", "a")
 	series := []labels.Labels{
@@ -157,12 +151,7 @@ func getRangeHits(t *testing.T, reg *prometheus.Registry) float64 {
 // returned (a pooled chunk buffer given back at return was reused by the
 // next query and corrupted them).
 func TestSeriesChunksOutliveTheCall(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bkt := objstore.WrapWithMetrics(fs, nil, "test")
+	dir, bkt := testBucket(t)
 	mint := time.Now().Add(-4 * time.Hour).Truncate(2 * time.Hour)
 	var series []labels.Labels
 	for i := range 200 {

@@ -20,12 +20,7 @@ import (
 // The retention guard keeps a block until the store serves it, then lets
 // it go; empty blocks are never kept.
 func TestKeepUntilServed(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bkt := objstore.WrapWithMetrics(fs, nil, "test")
+	dir, bkt := testBucket(t)
 	mint := time.Now().Add(-4 * time.Hour).Truncate(2 * time.Hour)
 	id, err := e2eutil.CreateBlock(context.Background(), filepath.Join(dir, "bucket"), []labels.Labels{labels.FromStrings("__name__", "m")}, 10,
 		mint.UnixMilli(), mint.Add(2*time.Hour).UnixMilli(), labels.FromStrings("replica", "a"), 0, metadata.NoneFunc, nil)
@@ -60,4 +55,16 @@ func TestKeepUntilServed(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testBucket is a FILESYSTEM bucket under dir/bucket, instrumented as the
+// daemon's is.
+func testBucket(t *testing.T) (dir string, bkt objstore.InstrumentedBucket) {
+	t.Helper()
+	dir = t.TempDir()
+	fs, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, objstore.WrapWithMetrics(fs, nil, "test")
 }
