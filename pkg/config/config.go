@@ -29,6 +29,7 @@ type Config struct {
 	Rules        RulesConfig        `yaml:"rules"`
 	Bucket       BucketConfig       `yaml:"bucket"`
 	StoreGateway StoreGatewayConfig `yaml:"store_gateway"`
+	Compactor    CompactorConfig    `yaml:"compactor"`
 	Peers        PeersConfig        `yaml:"peers"`
 	Web          WebConfig          `yaml:"web"`
 
@@ -153,6 +154,7 @@ func Default() *Config {
 		// Stock thanos store's --index-cache-size; the chunk cache holds
 		// the chunks of a few dashboards' recent blocks.
 		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, ChunkCacheSize: 128 << 20, SyncInterval: Duration(3 * time.Minute)},
+		Compactor:    defaultCompactor(),
 		Peers:        PeersConfig{ResponseTimeout: DefaultPeerResponseTimeout},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
@@ -323,6 +325,7 @@ func (c *Config) Validate() error {
 			field(p.name, "must not be negative (0 means no limit)")
 		}
 	}
+	c.Compactor.validate(field)
 	if c.StoreGateway.SyncInterval < Duration(time.Second) {
 		field("store_gateway.sync_interval", "must be at least 1s")
 	}

@@ -144,6 +144,23 @@ store_gateway:
   index_cache_size: 64MiB
   chunk_cache_size: 32MiB
   sync_interval: 30s
+compactor:
+  enabled: false
+  lease:
+    enabled: false
+    ttl: 20s
+  interval: 1m
+  dir: /scratch/compactor
+  concurrency: 2
+  downsample_concurrency: 3
+  delete_delay: 1h
+  consistency_delay: 0s
+  deduplication: false
+  downsampling: false
+  retention:
+    raw: 30d
+    5m: 90d
+    1h: 1y
 peers:
   endpoints: [hostb:10901]
   response_timeout: 2s
@@ -189,6 +206,15 @@ web:
 		},
 		Bucket:       BucketConfig{ConfigFile: "/etc/monstack/bucket.yml"},
 		StoreGateway: StoreGatewayConfig{IndexCacheSize: 64 << 20, ChunkCacheSize: 32 << 20, SyncInterval: d(30 * time.Second)},
+		Compactor: CompactorConfig{
+			Lease:                 LeaseConfig{TTL: d(20 * time.Second)},
+			Interval:              d(time.Minute),
+			Dir:                   "/scratch/compactor",
+			Concurrency:           2,
+			DownsampleConcurrency: 3,
+			DeleteDelay:           d(time.Hour),
+			Retention:             RetentionConfig{Raw: d(30 * 24 * time.Hour), FiveMin: d(90 * 24 * time.Hour), OneHour: d(365 * 24 * time.Hour)},
+		},
 		Peers: PeersConfig{
 			Endpoints:       []string{"hostb:10901"},
 			ResponseTimeout: d(2 * time.Second),
@@ -317,6 +343,21 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "zero query.timeout",
 			content: "query: {timeout: 0s}\n",
 			want:    []string{"field query.timeout", "must be positive"},
+		},
+		{
+			name:    "zero compactor.concurrency",
+			content: "compactor: {concurrency: 0}\n",
+			want:    []string{"field compactor.concurrency", "must be positive"},
+		},
+		{
+			name:    "compactor.lease.ttl too short",
+			content: "compactor: {lease: {ttl: 100ms}}\n",
+			want:    []string{"field compactor.lease.ttl", "at least 1s"},
+		},
+		{
+			name:    "raw retention shorter than downsampling needs",
+			content: "compactor: {retention: {raw: 1d}}\n",
+			want:    []string{"field compactor.retention.raw", "1d16h", "compactor.downsampling: false"},
 		},
 		{
 			name:    "zero query.lookback_delta",
