@@ -56,15 +56,15 @@ type Lease struct {
 	onHeld      func(epoch int64, at time.Time)
 	onLost      func(at time.Time)
 
-	mu         sync.Mutex
-	held       bool
-	acquired   map[*context.CancelCauseFunc]struct{} // of the Acquired contexts
-	gained     chan struct{}                         // closed, and replaced, when the lease is gained
-	expiry     *time.Timer   // loses the lease at safeEnd
-	safeEnd    time.Time
-	written    time.Time // just before the last successful write was sent
-	lostWhy    string    // why the lease was last lost, for Check
-	standby    bool      // the standby transition was counted and logged
+	mu       sync.Mutex
+	held     bool
+	acquired map[*context.CancelCauseFunc]struct{} // of the Acquired contexts
+	gained   chan struct{}                         // closed, and replaced, when the lease is gained
+	expiry   *time.Timer                           // loses the lease at safeEnd
+	safeEnd  time.Time
+	written  time.Time // just before the last successful write was sent
+	lostWhy  string    // why the lease was last lost, for Check
+	standby  bool      // the standby transition was counted and logged
 
 	known    bool      // the store answered at least once
 	present  bool      // a lease object exists, as last read or written
