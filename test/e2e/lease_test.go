@@ -96,6 +96,52 @@ func TestLeaseMinioCAS(t *testing.T) {
 	}
 }
 
+// Reads racing writes succeed, and each returns a body with its own
+// version.
+func TestLeaseMinioReadWhileWriting(t *testing.T) {
+	m := startMinio(t)
+	ctx := context.Background()
+	s := leaseStore(t, m, "")
+	v, err := s.Create(ctx, []byte("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[string]string{v: "0"} // version → body
+	type read struct{ version, body string }
+	var (
+		reads []read
+		done  atomic.Bool
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for !done.Load() {
+			b, v, err := s.Read(ctx)
+			if err != nil {
+				t.Errorf("read while writing: %v", err)
+				return
+			}
+			reads = append(reads, read{v, string(b)})
+		}
+	})
+	for i := 1; i <= 200; i++ {
+		body := fmt.Sprint(i)
+		if v, err = s.Replace(ctx, v, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		written[v] = body
+	}
+	done.Store(true)
+	wg.Wait()
+	for _, r := range reads {
+		if want, ok := written[r.version]; !ok || want != r.body {
+			t.Fatalf("read body %q as version %s, which has %q", r.body, r.version, want)
+		}
+	}
+	if len(reads) < 10 {
+		t.Fatalf("only %d reads", len(reads))
+	}
+}
+
 func leaseReadBack(t *testing.T, s lease.Store, want []byte, wantVersion string) {
 	t.Helper()
 	got, v, err := s.Read(context.Background())

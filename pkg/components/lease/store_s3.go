@@ -152,19 +152,15 @@ func (s *s3Store) Read(ctx context.Context) ([]byte, string, error) {
 	if s.sse != nil && s.sse.Type() == encrypt.SSEC {
 		opts.ServerSideEncryption = s.sse // SSE-C objects are read with their key
 	}
-	obj, err := s.client.GetObject(ctx, s.bucket, s.object, opts)
+	// One GET, whose response carries both the body and its ETag. (The
+	// Client's lazy Object would send a HEAD for the ETag and then a GET
+	// pinned to it, which fails with 412 when a write lands in between.)
+	rc, info, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, s.object, opts)
 	if err != nil {
 		return nil, "", s.err("read", err)
 	}
-	defer obj.Close()
-	// Stat sends the GET and returns its response's ETag; the body below is
-	// the same response's (minio-go pins any further range request to that
-	// ETag), so body and version match.
-	info, err := obj.Stat()
-	if err != nil {
-		return nil, "", s.err("read", err)
-	}
-	body, err := io.ReadAll(obj)
+	defer rc.Close()
+	body, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, "", s.err("read", err)
 	}
@@ -244,12 +240,24 @@ func (s *s3Store) err(op string, err error) error {
 	for _, v := range s.secrets {
 		msg = strings.ReplaceAll(msg, v, "<redacted>")
 	}
-	// The message is flattened to redact it; context errors stay matchable.
-	switch {
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("%s: %s: %s: %w", s, op, msg, context.Canceled)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: %s: %s: %w", s, op, msg, context.DeadlineExceeded)
+	return fmt.Errorf("%s: %s: %w", s, op, redacted{msg: msg, err: err})
+}
+
+// redacted is an error with its message scrubbed of secrets; only
+// context errors stay matchable beneath it, as the wrapped error's own
+// message still has them.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r redacted) Error() string { return r.msg }
+
+func (r redacted) Unwrap() error {
+	for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(r.err, ctxErr) {
+			return ctxErr
+		}
 	}
-	return fmt.Errorf("%s: %s: %s", s, op, msg)
+	return nil
 }
