@@ -377,8 +377,9 @@ func (s jitterStore) Replace(ctx context.Context, v string, body []byte) (string
 	return s.Store.Replace(ctx, v, body)
 }
 
-// Leases started at once, whose holders stop or die one after another,
-// never pass Check at the same time, and the epoch grows with each holder.
+// Leases started at once, whose holders stop, die or are cut off from the
+// bucket one after another, never pass Check at the same time, and the
+// epoch grows with each holder.
 func TestNoTwoHoldersAtOnce(t *testing.T) {
 	const (
 		rounds  = 20
@@ -388,31 +389,39 @@ func TestNoTwoHoldersAtOnce(t *testing.T) {
 		handoff = 3
 	)
 	for r := range rounds {
-		s := jitterStore{fsStoreAt(t, t.TempDir())}
+		shared := jitterStore{fsStoreAt(t, t.TempDir())}
 		rec := &recorder{}
-		var live []*runner
+		var live, all []*runner
+		stores := map[*Lease]*cutStore{}
 		for i := range leases {
+			s := &cutStore{Store: shared, cutReads: true}
 			l := newLease(t, s, fmt.Sprintf("replica-%d", i), ttl, renew, nil)
+			stores[l] = s
 			rec.watch(l, fmt.Sprintf("replica-%d", i))
 			live = append(live, &runner{l: l})
 		}
 		for i, rn := range live {
 			live[i] = run(t, rn.l)
 		}
+		all = slices.Clone(live)
 		for h := range handoff {
 			var holder int
 			waitUntil(t, "a holder", func() bool {
 				holder = slices.IndexFunc(live, func(rn *runner) bool { return rn.l.Check() == nil })
 				return holder >= 0
 			})
-			if (r+h)%3 == 0 {
+			switch (r + h) % 3 {
+			case 0:
 				live[holder].kill(t)
-			} else {
+			case 1:
 				live[holder].stop(t)
+			case 2:
+				// It keeps running, and holding until its safe end.
+				stores[live[holder].l].cut.Store(true)
 			}
 			live = slices.Delete(live, holder, holder+1)
 		}
-		for _, rn := range live {
+		for _, rn := range all {
 			rn.stop(t)
 		}
 		rec.checkNoOverlap(t)
