@@ -21,7 +21,7 @@ func (c *components) initStoreGateway() (parts, error) {
 		ChunkCacheSize: int64(c.cfg.StoreGateway.ChunkCacheSize),
 		Interval:       time.Duration(c.cfg.StoreGateway.SyncInterval),
 		Report:         func(err error) { c.d.readiness.SetDegraded(StoreGateway, err) },
-		WebLabel:       c.cfg.Query.ReplicaLabel,
+		ReplicaLabel:   c.cfg.Query.ReplicaLabel,
 	})
 	if err != nil {
 		return parts{}, err

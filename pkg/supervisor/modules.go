@@ -31,6 +31,7 @@ const (
 	Bucket          = "bucket"
 	Shipper         = "shipper"
 	StoreGateway    = "store-gateway"
+	Compactor       = "compactor"
 	PrometheusAPI   = "prometheus-api"
 	Admission       = "admission"
 	Web             = "web"
@@ -136,6 +137,9 @@ func modules() []module {
 			help: "uploads completed 2h blocks with the external labels; retention keeps what is not uploaded"},
 		{name: StoreGateway, kind: service, deps: []string{Bucket, TSDB, Shipper}, init: (*components).initStoreGateway,
 			help: "serves the bucket's blocks to the querier; synced on upload, retention keeps what it does not serve"},
+		{name: Compactor, kind: service, deps: []string{Bucket}, init: (*components).initCompactor,
+			enabled: func(_ config.Role, cfg *config.Config) bool { return cfg.Compactor.Enabled },
+			help:    "compacts, deduplicates A+B, downsamples and applies retention in the bucket, while holding the bucket's lease"},
 		{name: Querier, kind: service, deps: []string{TSDB, Sidecar, StoreGateway}, init: (*components).initQuerier,
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
 		{name: Drift, kind: service, deps: []string{GRPCServer, Rules, Querier}, init: (*components).initDrift,

@@ -20,11 +20,12 @@ type Readiness struct {
 	gates    map[string]string
 	failing  map[string]string
 	degraded map[string]error
+	info     map[string]func() string
 }
 
 // NewReadiness returns a readiness with no gate closed.
 func NewReadiness() *Readiness {
-	return &Readiness{gates: map[string]string{}, failing: map[string]string{}, degraded: map[string]error{}}
+	return &Readiness{gates: map[string]string{}, failing: map[string]string{}, degraded: map[string]error{}, info: map[string]func() string{}}
 }
 
 // SetFailing records (reason != "") or clears a condition that makes the
@@ -71,6 +72,14 @@ func (r *Readiness) SetDegraded(name string, err error) {
 	r.degraded[name] = err
 }
 
+// SetInfo shows name's state, as info() says it at each request, in the
+// detail; it does not make the daemon unready.
+func (r *Readiness) SetInfo(name string, info func() string) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	r.info[name] = info
+}
+
 // IsReady reports whether every gate is open and no condition fails.
 func (r *Readiness) IsReady() bool {
 	r.mtx.RLock()
@@ -91,6 +100,9 @@ func (r *Readiness) Detail() []string {
 	}
 	for name, err := range r.degraded {
 		lines = append(lines, fmt.Sprintf("%s: degraded: %s", name, firstLine(err.Error())))
+	}
+	for name, info := range r.info {
+		lines = append(lines, fmt.Sprintf("%s: %s", name, info()))
 	}
 	sort.Strings(lines)
 	return lines

@@ -25,9 +25,10 @@ import (
 	"github.com/thanos-io/thanos/pkg/block/metadata"
 	"github.com/thanos-io/thanos/pkg/compact"
 	"github.com/thanos-io/thanos/pkg/compact/downsample"
-	"github.com/thanos-io/thanos/pkg/dedup"
 	"github.com/thanos-io/thanos/pkg/extprom"
 	"github.com/thanos-io/thanos/pkg/logutil"
+
+	"github.com/monstackd/monstackd/pkg/dedup"
 )
 
 // Levels are stock Thanos' compaction levels: 2h blocks become 8h, 2d and
@@ -133,7 +134,11 @@ func New(o Options) (*Compactor, error) {
 	}
 	c.metrics(o.Registerer)
 
-	thanosReg := extprom.WrapRegistererWithPrefix("thanos_", o.Registerer)
+	// The block fetcher's and Prometheus' compactor's metrics have the
+	// store gateway's and the local TSDB's names: in one process they are
+	// told apart by a label, the names (and dashboards) stay.
+	shared := prometheus.WrapRegistererWith(prometheus.Labels{"module": "compactor"}, o.Registerer)
+	thanosReg := extprom.WrapRegistererWithPrefix("thanos_", shared)
 	// Blocks marked for deletion are still compacted from for half the
 	// delay, until their replacement is surely visible (as stock).
 	c.deletionMark = block.NewIgnoreDeletionMarkFilter(o.Logger, c.bkt, o.DeleteDelay/2, metaFetchConcurrency)
@@ -167,12 +172,12 @@ func New(o Options) (*Compactor, error) {
 	vertical := len(o.ReplicaLabels) > 0
 	merge := storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)
 	if vertical {
-		merge = dedup.NewChunkSeriesMerger()
+		merge = dedup.ChunkSeriesMerge
 	}
 	// Prometheus' compactor takes one context for its life; each pass
 	// swaps in its own, so that losing the lease or shutting down stops a
 	// compaction in progress.
-	comp, err := tsdb.NewLeveledCompactor(c.pass, o.Registerer, logutil.GoKitLogToSlog(o.Logger), levels, downsample.NewPool(), merge)
+	comp, err := tsdb.NewLeveledCompactor(c.pass, shared, logutil.GoKitLogToSlog(o.Logger), levels, downsample.NewPool(), merge)
 	if err != nil {
 		return nil, fmt.Errorf("compactor: %w", err)
 	}

@@ -158,10 +158,8 @@ func TestCompactionDeduplicatesDownsamplesAndRetains(t *testing.T) {
 			if i < 0 {
 				t.Fatalf("block %s has unexpected series %s", id, name)
 			}
-			// One replica's samples, not both replicas': Thanos' penalty
-			// merge adds at most one sample of the other replica where
-			// two chunks meet (every 120 samples).
-			if n := int(blockMeta(t, bkt, id).MaxTime-blockMeta(t, bkt, id).MinTime) / int(step.Milliseconds()); len(samples) < n-2 || len(samples) > n+n/120+2 {
+			// One replica's samples, not both replicas'.
+			if n := int(blockMeta(t, bkt, id).MaxTime-blockMeta(t, bkt, id).MinTime) / int(step.Milliseconds()); len(samples) < n-1 || len(samples) > n+1 {
 				t.Fatalf("block %s series %s has %d samples, want one copy of %d", id, name, len(samples), n)
 			}
 			for _, s := range samples {

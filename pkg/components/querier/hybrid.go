@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/thanos/pkg/store"
 	"github.com/thanos-io/thanos/pkg/store/storepb"
+
+	"github.com/monstackd/monstackd/pkg/dedup"
 )
 
 // withLocal wraps Thanos' queryable creators so that every queryable also
@@ -88,7 +90,7 @@ func overlapping(stores func() []store.Client) func(mint, maxt int64) bool {
 
 // hybridQuerier answers with the local TSDB and the remote stores together,
 // deduplicating the replicas with Thanos' penalty algorithm, filling gaps
-// from the first sample the other replica has (newDedupSet).
+// from the first sample the other replica has (dedup.NewSet).
 type hybridQuerier struct {
 	local, remote storage.Querier
 	dedup         bool
@@ -100,13 +102,13 @@ func (h *hybridQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if !h.dedup {
 		// Series with equal labels are one replica from two stores (its
 		// TSDB and its blocks in the bucket): one series.
-		return newGroupSet(set, func(ss []storage.Series) storage.Series { return storage.ChainedSeriesMerge(ss...) })
+		return dedup.NewGroupSet(set, func(ss []storage.Series) storage.Series { return storage.ChainedSeriesMerge(ss...) })
 	}
 	fn := ""
 	if hints != nil {
 		fn = hints.Func
 	}
-	return newDedupSet(set, fn)
+	return dedup.NewSet(set, fn)
 }
 
 func (h *hybridQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

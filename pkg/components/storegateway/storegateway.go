@@ -65,9 +65,10 @@ type Options struct {
 	// Report receives the sync state for readiness: nil when the last sync
 	// loaded every block, else what failed.
 	Report func(error)
-	// WebLabel is the external label the bucket UI titles block rows with
-	// (stock --bucket-web-label).
-	WebLabel string
+	// ReplicaLabel titles the bucket UI's block rows (stock
+	// --bucket-web-label); a replica's blocks that the compactor merged into
+	// one without it are not served.
+	ReplicaLabel string
 }
 
 // StoreGateway is a BucketStore with its sync actor.
@@ -97,12 +98,13 @@ func New(o Options) (*StoreGateway, error) {
 			block.NewConsistencyDelayMetaFilter(o.Logger, 0, thanosReg),
 			block.NewIgnoreDeletionMarkFilter(o.Logger, o.Bucket, ignoreDeletionMarksDelay, blockMetaFetchConcurrency),
 			block.NewDeduplicateFilter(blockMetaFetchConcurrency),
+			mergedFilter{replicaLabel: o.ReplicaLabel},
 		})
 	if err != nil {
 		return nil, fmt.Errorf("store gateway meta fetcher: %w", err)
 	}
 	rf := &recordingFetcher{MetadataFetcher: fetcher, known: map[ulid.ULID]*metadata.Meta{}}
-	blocks := newBlocksAPI(o.Logger, o.WebLabel)
+	blocks := newBlocksAPI(o.Logger, o.ReplicaLabel)
 	// As stock thanos store: the bucket UI shows what each sync fetched.
 	// Set here, before Run: the fetcher's listener is not goroutine-safe.
 	fetcher.UpdateOnChange(func(metas []metadata.Meta, err error) {

@@ -40,7 +40,7 @@ func TestBlocksWeb(t *testing.T) {
 	}
 	reports := make(chan error, 10)
 	g, err := New(Options{Logger: log.NewNopLogger(), Registerer: prometheus.NewRegistry(), Bucket: objstore.WrapWithMetrics(fs, nil, "test"),
-		Dir: filepath.Join(dir, "sg"), Interval: time.Hour, WebLabel: "replica", Report: func(err error) { reports <- err }})
+		Dir: filepath.Join(dir, "sg"), Interval: time.Hour, ReplicaLabel: "replica", Report: func(err error) { reports <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package querier
+package dedup
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
-	"github.com/thanos-io/thanos/pkg/dedup"
+	thanosdedup "github.com/thanos-io/thanos/pkg/dedup"
 )
 
 type pt struct {
@@ -64,9 +64,9 @@ func dedupPoints(t *testing.T, thanos bool, fn string, replicas ...[]pt) []pt {
 	}
 	var out storage.SeriesSet
 	if thanos {
-		out = dedup.NewSeriesSet(set, fn, dedup.AlgorithmPenalty)
+		out = thanosdedup.NewSeriesSet(set, fn, thanosdedup.AlgorithmPenalty)
 	} else {
-		out = newDedupSet(set, fn)
+		out = NewSet(set, fn)
 	}
 	var pts []pt
 	n := 0
@@ -175,7 +175,7 @@ func TestDedupSeek(t *testing.T) {
 		}
 		set.ss = append(set.ss, storage.NewListSeries(labels.EmptyLabels(), samples))
 	}
-	s := newDedupSet(set, "")
+	s := NewSet(set, "")
 	s.Next()
 	it := s.At().Iterator(nil)
 	if it.Seek(20_100) != chunkenc.ValFloat || it.AtT() != 20_500 {
@@ -197,5 +197,24 @@ func TestDedupShortRangeKeepsTheOtherReplica(t *testing.T) {
 		if last := got[len(got)-1]; last.t != 824_273 {
 			t.Errorf("last sample at %d, want 824273 (replica a's, after b's last): %v", last.t, got)
 		}
+	}
+}
+
+// Replicas scraping out of phase by more than the initial penalty (20s
+// of a 1m interval) are not switched between at every sample: the answer
+// is one replica's samples, as Thanos' is.
+func TestDedupOutOfPhaseReplicasNotInterleaved(t *testing.T) {
+	const m = int64(time.Minute / time.Millisecond)
+	a := every(0, 60*m, m, counter)
+	b := every(20_000, 60*m+20_000, m, counter)
+	got := dedupPoints(t, false, "", a, b)
+	if len(got) > len(a)+1 {
+		t.Fatalf("%d samples from replicas of %d each: interleaved\n%v", len(got), len(a), got[:6])
+	}
+	if d := maxDistance(got); d > m {
+		t.Errorf("samples %dms apart, more than the interval", d)
+	}
+	if thanos := dedupPoints(t, true, "", a, b); len(thanos) > len(a)+1 {
+		t.Errorf("Thanos' algorithm gives %d samples", len(thanos))
 	}
 }

@@ -1,4 +1,8 @@
-package querier
+// Package dedup deduplicates the replicas of a series: at query time (the
+// querier) and in vertical compaction (the compactor), with one algorithm,
+// so that a query over the compactor's merged block answers as the
+// querier's deduplication did over the replicas' blocks.
+package dedup
 
 import (
 	"math"
@@ -10,7 +14,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// newDedupSet deduplicates the replicas of each series in set, which must be
+// NewSet deduplicates the replicas of each series in set, which must be
 // sorted with the replica labels already removed, so that replicas are
 // adjacent. It follows Thanos' penalty algorithm (dedup.NewSeriesSet with
 // AlgorithmPenalty): one replica is followed while it has samples, the
@@ -26,16 +30,24 @@ import (
 // scrape interval it has one in every interval, so no distance between
 // samples exceeds an interval. While the followed replica keeps its cadence
 // it alone is returned, as upstream, so the sample rate is not doubled.
-func newDedupSet(set storage.SeriesSet, fn string) storage.SeriesSet {
+func NewSet(set storage.SeriesSet, fn string) storage.SeriesSet {
+	return newSet(set, fn, math.MaxInt64)
+}
+
+// newSet is NewSet over data that ends at end: a replica that stops less
+// than 1.5 of its intervals before it is not known to be late, so the
+// other's last samples are not added (a block's replicas, scraping out of
+// phase, end apart; the replica followed goes on in the next block).
+func newSet(set storage.SeriesSet, fn string, end int64) storage.SeriesSet {
 	counter := isCounterFunc(fn)
-	return newGroupSet(set, func(replicas []storage.Series) storage.Series {
-		return &dedupSeries{replicas: replicas, counter: counter}
+	return NewGroupSet(set, func(replicas []storage.Series) storage.Series {
+		return &dedupSeries{replicas: replicas, counter: counter, end: end}
 	})
 }
 
-// newGroupSet groups adjacent series with equal labels with merge; a
+// NewGroupSet groups adjacent series with equal labels with merge; a
 // series alone is returned as it is.
-func newGroupSet(set storage.SeriesSet, merge func([]storage.Series) storage.Series) storage.SeriesSet {
+func NewGroupSet(set storage.SeriesSet, merge func([]storage.Series) storage.Series) storage.SeriesSet {
 	s := &dedupSet{set: set, merge: merge}
 	s.ok = set.Next()
 	if s.ok {
@@ -88,16 +100,44 @@ func (s *dedupSet) Warnings() annotations.Annotations { return s.set.Warnings() 
 type dedupSeries struct {
 	replicas []storage.Series
 	counter  bool
+	end      int64
 }
 
 func (s *dedupSeries) Labels() labels.Labels { return s.replicas[0].Labels() }
 
 func (s *dedupSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	interval := firstInterval(s.replicas)
 	var it adjustable = s.wrap(s.replicas[0])
 	for _, r := range s.replicas[1:] {
-		it = newDedupIterator(it, s.wrap(r))
+		d := newDedupIterator(it, s.wrap(r), s.end)
+		d.interval = interval
+		it = d
 	}
 	return it
+}
+
+// firstInterval is the shortest distance between a replica's first two
+// samples, known before the first decision. Upstream starts with a fixed
+// penalty instead (5s), so replicas scraping out of phase by more than that
+// give the first samples of both (the followed one's second looks late):
+// at the start of every query's selection and, in the compactor, of every
+// merged block.
+func firstInterval(replicas []storage.Series) int64 {
+	var out int64
+	for _, r := range replicas {
+		it := r.Iterator(nil)
+		if it.Next() == chunkenc.ValNone {
+			continue
+		}
+		t := it.AtT()
+		if it.Next() == chunkenc.ValNone {
+			continue
+		}
+		if d := it.AtT() - t; d > 0 && (out == 0 || d < out) {
+			out = d
+		}
+	}
+	return out
 }
 
 func (s *dedupSeries) wrap(r storage.Series) adjustable {
@@ -151,10 +191,12 @@ type dedupIterator struct {
 	// interval is the followed replica's last sample interval, 0 while
 	// unknown.
 	interval int64
+	// end is where the data ends (newSet).
+	end int64
 }
 
-func newDedupIterator(a, b adjustable) *dedupIterator {
-	return &dedupIterator{a: a, b: b, aval: a.Next(), bval: b.Next(), useA: true, lastT: math.MinInt64}
+func newDedupIterator(a, b adjustable, end int64) *dedupIterator {
+	return &dedupIterator{a: a, b: b, aval: a.Next(), bval: b.Next(), useA: true, lastT: math.MinInt64, end: end}
 }
 
 func (it *dedupIterator) Next() chunkenc.ValueType {
@@ -188,20 +230,28 @@ func (it *dedupIterator) Next() chunkenc.ValueType {
 		*oval = other.Seek(it.lastT + 1)
 	}
 
-	var switchTo bool
+	var (
+		switchTo bool
+		step     int64 // from the last sample to the followed replica's next
+	)
 	switch {
 	case *fval == chunkenc.ValNone && *oval == chunkenc.ValNone:
 		it.cur = chunkenc.ValNone
 		return it.cur
 	case *fval == chunkenc.ValNone:
+		if it.interval > 0 && it.lastT+it.interval+it.interval/2 > it.end {
+			it.cur = chunkenc.ValNone
+			return it.cur
+		}
 		switchTo = true
 	case *oval == chunkenc.ValNone:
 		switchTo = false
 	default:
 		tf, to := followed.AtT(), other.AtT()
+		step = tf - it.lastT
 		// Late: beyond 1.5 intervals, or upstream's initial penalty while
 		// the interval is not known yet.
-		late := tf-it.lastT > it.interval+it.interval/2
+		late := step > it.interval+it.interval/2
 		if it.interval == 0 {
 			late = tf-it.lastT > initialPenalty
 		}
@@ -209,6 +259,14 @@ func (it *dedupIterator) Next() chunkenc.ValueType {
 	}
 	useA := wasA != switchTo
 	vt := it.use(useA)
+	if switchTo && it.interval == 0 {
+		// The interval is learnt between samples of one replica, never
+		// across a switch: taken as the abandoned replica's step, or
+		// replicas scraping out of phase by more than the initial penalty
+		// would be switched between at every sample (each one's next
+		// sample "late" behind the other's).
+		it.interval = step
+	}
 	if useA != wasA && lastFloat {
 		// Continue a counter from the value just returned.
 		it.iter().adjust(lastV)

@@ -1,0 +1,90 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/thanos-io/thanos/pkg/compact"
+
+	"github.com/monstackd/monstackd/pkg/components/compactor"
+	"github.com/monstackd/monstackd/pkg/components/lease"
+)
+
+// initCompactor builds the compactor over the shared bucket. In a pair both
+// daemons carry it and the lease in the bucket picks the one that runs it;
+// the other takes over when the holder's lease expires. Its scratch
+// directory is beside the TSDB, not in it (DESIGN.md §3.16).
+func (c *components) initCompactor() (parts, error) {
+	cc := c.cfg.Compactor
+	logger, reg := c.logger(Compactor), c.registry()
+	var l *lease.Lease
+	if cc.Lease.Enabled {
+		content, where, err := c.cfg.BucketYAML(c.rt)
+		if err != nil {
+			return parts{}, err
+		}
+		st, err := lease.NewStore(content, where)
+		if err != nil {
+			return parts{}, fmt.Errorf("compactor.lease: %w", err)
+		}
+		if l, err = lease.New(lease.Options{Logger: logger, Registerer: reg, Store: st, Holder: c.rt.Role.Name, TTL: time.Duration(cc.Lease.TTL)}); err != nil {
+			return parts{}, fmt.Errorf("compactor.lease: %w", err)
+		}
+		c.d.readiness.SetInfo(leaseDetail, func() string { return l.State().String() })
+	}
+	var replicaLabels []string
+	if cc.Deduplication {
+		replicaLabels = []string{c.cfg.Query.ReplicaLabel}
+	}
+	o := compactor.Options{
+		Logger:                logger,
+		Registerer:            reg,
+		Bucket:                c.bucket,
+		Dir:                   c.cfg.CompactorDir(c.rt),
+		Interval:              time.Duration(cc.Interval),
+		Concurrency:           cc.Concurrency,
+		DownsampleConcurrency: cc.DownsampleConcurrency,
+		DeleteDelay:           time.Duration(cc.DeleteDelay),
+		ConsistencyDelay:      time.Duration(cc.ConsistencyDelay),
+		ReplicaLabels:         replicaLabels,
+		Downsampling:          cc.Downsampling,
+		Retention: map[compact.ResolutionLevel]time.Duration{
+			compact.ResolutionLevelRaw: time.Duration(cc.Retention.Raw),
+			compact.ResolutionLevel5m:  time.Duration(cc.Retention.FiveMin),
+			compact.ResolutionLevel1h:  time.Duration(cc.Retention.OneHour),
+		},
+		Report: func(err error) { c.d.readiness.SetDegraded(Compactor, err) },
+	}
+	if l != nil {
+		o.Lease = l
+	}
+	comp, err := compactor.New(o)
+	if err != nil {
+		return parts{}, err
+	}
+	serve := comp.Run
+	if l != nil {
+		// The lease outlives the compactor's last write: it is released
+		// (the standby may take over at once) only after Run returned.
+		serve = func(ctx context.Context) error {
+			lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := l.Run(lctx); err != nil {
+					level.Error(logger).Log("msg", "compactor lease", "err", err)
+				}
+			}()
+			err := comp.Run(ctx)
+			cancel()
+			<-done
+			return err
+		}
+	}
+	return parts{serve: serve}, nil
+}
+
+// leaseDetail names the compactor lease's state on /-/ready.
+const leaseDetail = "compactor lease"

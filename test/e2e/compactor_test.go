@@ -1,0 +1,351 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/thanos/pkg/block"
+	"github.com/thanos-io/thanos/pkg/block/metadata"
+)
+
+// compactStep is the synthetic replicas' scrape interval; replica b scrapes
+// 20s after a. A sample's value depends on its series and the minute
+// only, so that the replicas agree on every value, and any deduplication
+// (at query time or in the compactor) gives the same answers.
+const compactStep = time.Minute
+
+// uploadReplica uploads replica's 2h blocks over [from, to) as its shipper
+// would, and returns their IDs.
+func uploadReplica(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset time.Duration) []ulid.ULID {
+	t.Helper()
+	var ids []ulid.ULID
+	for mint := from; mint.Before(to); mint = mint.Add(2 * time.Hour) {
+		dir := t.TempDir()
+		var series []storage.Series
+		for i := range 10 {
+			var samples []chunks.Sample
+			for ts := mint.Add(offset); ts.Before(mint.Add(2 * time.Hour)); ts = ts.Add(compactStep) {
+				samples = append(samples, pt{t: ts.UnixMilli(), v: float64(ts.Unix()/60%10000 + int64(100*i))})
+			}
+			series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "e2e_compact", "i", strconv.Itoa(i)), samples))
+		}
+		bdir, err := tsdb.CreateBlock(series, dir, (2 * time.Hour).Milliseconds(), promslog.NewNopLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := metadata.ReadFromDir(bdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The TSDB's block range, whatever the first and last samples.
+		meta.MinTime, meta.MaxTime = mint.UnixMilli(), mint.Add(2*time.Hour).UnixMilli()
+		meta.Thanos = metadata.Thanos{Labels: map[string]string{"cluster": "e2e", "replica": replica}, Source: metadata.SidecarSource}
+		if err := meta.WriteToDir(log.NewNopLogger(), bdir); err != nil {
+			t.Fatal(err)
+		}
+		if err := block.Upload(context.Background(), log.NewNopLogger(), bkt, bdir, metadata.NoneFunc); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, meta.ULID)
+	}
+	return ids
+}
+
+// alignTo truncates t to a multiple of d since the Unix epoch, as the
+// compaction levels are aligned.
+func alignTo(t time.Time, d time.Duration) time.Time {
+	return time.UnixMilli(t.UnixMilli() / d.Milliseconds() * d.Milliseconds())
+}
+
+// liveBlocks lists the bucket's blocks that are not marked for deletion.
+func liveBlocks(t *testing.T, bkt objstore.Bucket) ([]metadata.Meta, error) {
+	t.Helper()
+	ctx := context.Background()
+	var out []metadata.Meta
+	err := bkt.Iter(ctx, "", func(name string) error {
+		id, ok := block.IsBlockDir(name)
+		if !ok {
+			return nil
+		}
+		if marked, err := bkt.Exists(ctx, id.String()+"/"+metadata.DeletionMarkFilename); err != nil || marked {
+			return err
+		}
+		m, err := block.DownloadMeta(ctx, log.NewNopLogger(), bkt, id)
+		if err != nil {
+			return nil // an upload in progress
+		}
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// merged checks that every live block in [from, to) holds both replicas
+// (no replica label) and that the live blocks cover it exactly once.
+func merged(t *testing.T, bkt objstore.Bucket, from, to time.Time) error {
+	blocks, err := liveBlocks(t, bkt)
+	if err != nil {
+		return err
+	}
+	var covered time.Duration
+	for _, m := range blocks {
+		if m.MaxTime <= from.UnixMilli() || m.MinTime >= to.UnixMilli() || m.Thanos.Downsample.Resolution != 0 {
+			continue
+		}
+		if r, ok := m.Thanos.Labels["replica"]; ok {
+			return fmt.Errorf("block %s of replica %s is not merged yet", m.ULID, r)
+		}
+		covered += time.Duration(m.MaxTime-m.MinTime) * time.Millisecond
+	}
+	if covered != to.Sub(from) {
+		return fmt.Errorf("merged blocks cover %s of %s", covered, to.Sub(from))
+	}
+	return nil
+}
+
+// compactorConfig is monstack.yml for a daemon compacting the fixture's
+// bucket at test speed.
+func compactorConfig(t *testing.T, dir, bucketYML, compactor string) string {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), "global: {external_labels: {cluster: e2e}}\n")
+	p := filepath.Join(dir, "monstack.yml")
+	writeFile(t, p, fmt.Sprintf(`prometheus: {config_file: prometheus.yml}
+bucket: {config_file: %s}
+store_gateway: {sync_interval: 1s}
+compactor: %s
+`, bucketYML, compactor))
+	return p
+}
+
+// The compactor merges replica a's and b's blocks into one copy, and
+// queries over the merged blocks answer exactly what the querier's
+// deduplication answered over the two replicas' blocks.
+func TestCompactorMergesReplicasQueriesUnchanged(t *testing.T) {
+	f := newBucketFixture(t)
+	from := alignTo(time.Now().Add(-3*24*time.Hour), 8*time.Hour)
+	to := from.Add(16 * time.Hour)
+	var sources []ulid.ULID
+	sources = append(sources, uploadReplica(t, f.bkt, "a", from, to, 0)...)
+	sources = append(sources, uploadReplica(t, f.bkt, "b", from, to, 20*time.Second)...)
+
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	queries := []struct {
+		q    string
+		step time.Duration
+	}{
+		{`e2e_compact`, 5 * time.Minute},
+		{`sum(e2e_compact)`, time.Minute},
+		{`count_over_time(e2e_compact[10m])`, 7 * time.Minute},
+		{`max_over_time(e2e_compact{i="3"}[1h])`, 13 * time.Minute},
+	}
+	answers := func(d *daemon) []queryResult {
+		t.Helper()
+		var out []queryResult
+		for _, q := range queries {
+			// Half a minute after a's samples and 10s after b's: both
+			// replicas' latest sample is of the same minute.
+			r, err := query(d, q.q, from.Add(30*time.Second), to.Add(-30*time.Second), q.step, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Result) == 0 || len(r.Warnings) > 0 {
+				t.Fatalf("%s: %d series, warnings %v", q.q, len(r.Result), r.Warnings)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+
+	// Before: the store gateway serves both replicas' 16 blocks.
+	cfg := compactorConfig(t, dir, f.yml, "{enabled: false}")
+	d := startDaemon(t, data, nil, "--role=replica-a", "--config.file="+cfg)
+	eventually(t, 60*time.Second, "the replicas' blocks loaded", func() error {
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || int(v) != len(sources) {
+			return fmt.Errorf("blocks loaded %v %v", v, err)
+		}
+		return nil
+	})
+	before := answers(d)
+	d.signal(t, syscall.SIGTERM)
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// After: the compactor merged them, the store gateway serves the
+	// merged blocks only.
+	cfg = compactorConfig(t, dir, f.yml, "{interval: 1s, consistency_delay: 0s, lease: {ttl: 5s}}")
+	d = startDaemon(t, data, nil, "--role=replica-a", "--config.file="+cfg)
+	eventually(t, 120*time.Second, "the replicas' blocks merged", func() error { return merged(t, f.bkt, from, to) })
+	eventually(t, 60*time.Second, "the merged blocks loaded in place of their sources", func() error {
+		if err := merged(t, f.bkt, from, to); err != nil {
+			return err
+		}
+		live, err := liveBlocks(t, f.bkt)
+		if err != nil {
+			return err
+		}
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || int(v) != len(live) {
+			return fmt.Errorf("blocks loaded %v %v, want %d", v, err, len(live))
+		}
+		return nil
+	})
+	after := answers(d)
+	// Compared up to the last minute: where all data ends, b's last sample
+	// comes 20s after a's, and the querier takes it (a is exhausted) while
+	// the merged block does not (a goes on in the next block, where there
+	// is one).
+	for i, q := range queries {
+		if diff := sameAnswer(before[i], after[i], to.Add(-time.Minute)); diff != "" {
+			t.Errorf("%s: answers differ before and after compaction:%s", q.q, diff)
+		}
+	}
+	if code, out, errOut := f.tools(t, "verify"); code != 0 {
+		t.Errorf("monstackd tools bucket verify: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// leaseHeld reads whether d holds the compactor lease.
+func leaseHeld(d *daemon) (bool, error) {
+	v, err := d.metric("monstackd_compactor_lease_held")
+	return v == 1, err
+}
+
+// Two daemons share the bucket: exactly one compacts. SIGKILLed, the
+// holder's lease expires and the other takes over and compacts what is
+// new; restarted, the first stays standby.
+func TestCompactorLeasePair(t *testing.T) {
+	const ttl = 4 * time.Second
+	f := newBucketFixture(t)
+	w1 := alignTo(time.Now().Add(-4*24*time.Hour), 8*time.Hour)
+	for _, r := range []struct {
+		name   string
+		offset time.Duration
+	}{{"a", 0}, {"b", 20 * time.Second}} {
+		uploadReplica(t, f.bkt, r.name, w1, w1.Add(16*time.Hour), r.offset)
+	}
+	compactor := fmt.Sprintf("{interval: 1s, consistency_delay: 0s, lease: {ttl: %s}}", ttl)
+	type host struct {
+		dir, http, grpc string
+		role            string
+		d               *daemon
+	}
+	hosts := []*host{{role: "replica-a"}, {role: "replica-b"}}
+	start := func(h *host) {
+		t.Helper()
+		if h.dir == "" {
+			h.dir, h.http, h.grpc = t.TempDir(), freeAddr(t), freeAddr(t)
+		}
+		cfg := compactorConfig(t, h.dir, f.yml, compactor)
+		h.d = startDaemonAddrs(t, h.http, h.grpc, filepath.Join(h.dir, "data"), nil, "--role="+h.role, "--config.file="+cfg)
+	}
+	for _, h := range hosts {
+		start(h)
+	}
+	// holder returns the index of the one daemon holding the lease.
+	holder := func(alive ...int) (int, error) {
+		n, who := 0, -1
+		for _, i := range alive {
+			held, err := leaseHeld(hosts[i].d)
+			if err != nil {
+				return -1, err
+			}
+			if held {
+				n, who = n+1, i
+			}
+		}
+		if n != 1 {
+			return -1, fmt.Errorf("%d holders", n)
+		}
+		return who, nil
+	}
+	var first int
+	eventually(t, 30*time.Second, "one holder", func() (err error) { first, err = holder(0, 1); return err })
+	eventually(t, 120*time.Second, "the first window merged", func() error { return merged(t, f.bkt, w1, w1.Add(16*time.Hour)) })
+	// Sampled over time: always the same single holder, and only it runs
+	// compaction passes.
+	for range 10 {
+		if who, err := holder(0, 1); err != nil || who != first {
+			t.Fatalf("holder %d (%v), want %s alone", who, err, hosts[first].role)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	standby := 1 - first
+	if v, err := hosts[standby].d.metric("thanos_compact_iterations_total"); err != nil || v != 0 {
+		t.Errorf("the standby %s ran %v compaction passes (%v)", hosts[standby].role, v, err)
+	}
+	if body := readyDetail(t, hosts[first].d); !strings.Contains(body, "compactor lease: holder "+hosts[first].role) {
+		t.Errorf("the holder's /-/ready detail does not name it the holder:\n%s", body)
+	}
+	if body := readyDetail(t, hosts[standby].d); !strings.Contains(body, "standby: held by "+hosts[first].role) {
+		t.Errorf("the standby's /-/ready detail does not name the holder:\n%s", body)
+	}
+
+	// The holder dies; new blocks arrive; the standby takes over after the
+	// lease expires and compacts them.
+	hosts[first].d.signal(t, syscall.SIGKILL)
+	hosts[first].d.wait(t, 10*time.Second)
+	killed := time.Now()
+	w2 := w1.Add(24 * time.Hour)
+	for _, r := range []struct {
+		name   string
+		offset time.Duration
+	}{{"a", 0}, {"b", 20 * time.Second}} {
+		uploadReplica(t, f.bkt, r.name, w2, w2.Add(16*time.Hour), r.offset)
+	}
+	eventually(t, 3*ttl, "the standby holding the lease", func() error {
+		if held, err := leaseHeld(hosts[standby].d); err != nil || !held {
+			return fmt.Errorf("held %v %v", held, err)
+		}
+		return nil
+	})
+	takeover := time.Since(killed)
+	t.Logf("takeover %s after the holder's SIGKILL (lease TTL %s)", takeover.Round(10*time.Millisecond), ttl)
+	if renew := ttl / 3; takeover > ttl+renew+2*time.Second {
+		t.Errorf("takeover took %s, more than TTL %s + renew interval %s", takeover, ttl, renew)
+	}
+	if takeover < ttl-ttl/3-time.Second {
+		t.Errorf("takeover after %s: before the lease (TTL %s) could have expired", takeover, ttl)
+	}
+	eventually(t, 120*time.Second, "the second window merged by the new holder", func() error { return merged(t, f.bkt, w2, w2.Add(16*time.Hour)) })
+
+	// Restarted, the first daemon stays standby.
+	start(hosts[first])
+	for range 3 * int(ttl/(250*time.Millisecond)) {
+		if who, err := holder(0, 1); err != nil || who != standby {
+			t.Fatalf("after the restart: holder %d (%v), want %s alone", who, err, hosts[standby].role)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	if code, out, errOut := f.tools(t, "verify"); code != 0 {
+		t.Errorf("monstackd tools bucket verify: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := runBin(t, binPath(t, "THANOS_BIN"), "tools", "bucket", "verify", "--objstore.config-file="+f.yml)
+	if code != 0 {
+		t.Errorf("thanos tools bucket verify: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func readyDetail(t *testing.T, d *daemon) string {
+	t.Helper()
+	_, body, err := httpGet(d.url("/-/ready"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
