@@ -103,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := supervisor.PrintComponents(stdout, role, cfg); err != nil {
 			return 1
 		}
+		supervisor.PrintLease(context.Background(), stdout, runtime(f, role), cfg)
 		return 0
 	case toolsCmds.ls.FullCommand(), toolsCmds.inspect.FullCommand(), toolsCmds.verify.FullCommand():
 		return runTools(cmd, toolsCmds, f, tf, stdout, stderr)

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/monstackd/monstackd/pkg/components/compactor"
 	"github.com/monstackd/monstackd/pkg/components/lease"
+	"github.com/monstackd/monstackd/pkg/config"
 )
 
 // initCompactor builds the compactor over the shared bucket. In a pair both
@@ -88,3 +90,34 @@ func (c *components) initCompactor() (parts, error) {
 
 // leaseDetail names the compactor lease's state on /-/ready.
 const leaseDetail = "compactor lease"
+
+// PrintLease writes the compactor lease as the bucket holds it, for
+// `monstackd components`; a bucket that cannot be read is reported, not an
+// error.
+func PrintLease(ctx context.Context, w io.Writer, rt config.Runtime, cfg *config.Config) {
+	switch {
+	case !cfg.Compactor.Enabled:
+		fmt.Fprintln(w, "\ncompactor lease: not used (compactor.enabled: false)")
+		return
+	case !cfg.Compactor.Lease.Enabled:
+		fmt.Fprintln(w, "\ncompactor lease: not used (compactor.lease.enabled: false: this daemon compacts unconditionally)")
+		return
+	}
+	desc, err := func() (string, error) {
+		content, where, err := cfg.BucketYAML(rt)
+		if err != nil {
+			return "", fmt.Errorf("%s%w", where, err)
+		}
+		st, err := lease.NewStore(content, where)
+		if err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return lease.Describe(ctx, st)
+	}()
+	if err != nil {
+		desc = "unknown: " + err.Error()
+	}
+	fmt.Fprintf(w, "\ncompactor lease: %s\nthis daemon's role: %s\n", desc, rt.Role.Name)
+}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/thanos/pkg/block"
 	"github.com/thanos-io/thanos/pkg/block/metadata"
 )
@@ -32,18 +35,27 @@ const compactStep = time.Minute
 // would, and returns their IDs.
 func uploadReplica(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset time.Duration) []ulid.ULID {
 	t.Helper()
+	return uploadReplicaBlocks(t, bkt, replica, from, to, offset, 2*time.Hour)
+}
+
+// uploadReplicaBlocks is uploadReplica with blocks of span (2d: blocks
+// compacted before).
+func uploadReplicaBlocks(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset, span time.Duration) []ulid.ULID {
+	t.Helper()
 	var ids []ulid.ULID
-	for mint := from; mint.Before(to); mint = mint.Add(2 * time.Hour) {
+	for mint := from; mint.Before(to); mint = mint.Add(span) {
 		dir := t.TempDir()
 		var series []storage.Series
 		for i := range 10 {
 			var samples []chunks.Sample
-			for ts := mint.Add(offset); ts.Before(mint.Add(2 * time.Hour)); ts = ts.Add(compactStep) {
+			for ts := mint.Add(offset); ts.Before(mint.Add(span)); ts = ts.Add(compactStep) {
 				samples = append(samples, pt{t: ts.UnixMilli(), v: float64(ts.Unix()/60%10000 + int64(100*i))})
 			}
 			series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "e2e_compact", "i", strconv.Itoa(i)), samples))
 		}
-		bdir, err := tsdb.CreateBlock(series, dir, (2 * time.Hour).Milliseconds(), promslog.NewNopLogger())
+		// Twice the span: the head takes samples back to half its range
+		// behind the newest, and each series starts at mint again.
+		bdir, err := tsdb.CreateBlock(series, dir, 2*span.Milliseconds(), promslog.NewNopLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +64,7 @@ func uploadReplica(t *testing.T, bkt objstore.Bucket, replica string, from, to t
 			t.Fatal(err)
 		}
 		// The TSDB's block range, whatever the first and last samples.
-		meta.MinTime, meta.MaxTime = mint.UnixMilli(), mint.Add(2*time.Hour).UnixMilli()
+		meta.MinTime, meta.MaxTime = mint.UnixMilli(), mint.Add(span).UnixMilli()
 		meta.Thanos = metadata.Thanos{Labels: map[string]string{"cluster": "e2e", "replica": replica}, Source: metadata.SidecarSource}
 		if err := meta.WriteToDir(log.NewNopLogger(), bdir); err != nil {
 			t.Fatal(err)
@@ -92,6 +104,28 @@ func liveBlocks(t *testing.T, bkt objstore.Bucket) ([]metadata.Meta, error) {
 		return nil
 	})
 	return out, err
+}
+
+// liveBytes is the size of the live blocks' objects.
+func liveBytes(t *testing.T, bkt objstore.Bucket) int64 {
+	t.Helper()
+	ctx := context.Background()
+	blocks, err := liveBlocks(t, bkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, m := range blocks {
+		err := bkt.Iter(ctx, m.ULID.String()+"/", func(name string) error {
+			a, err := bkt.Attributes(ctx, name)
+			n += a.Size
+			return err
+		}, objstore.WithRecursiveIter())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
 
 // merged checks that every live block in [from, to) holds both replicas
@@ -181,6 +215,7 @@ func TestCompactorMergesReplicasQueriesUnchanged(t *testing.T) {
 		return nil
 	})
 	before := answers(d)
+	sizeBefore := liveBytes(t, f.bkt)
 	d.signal(t, syscall.SIGTERM)
 	if code := d.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -205,6 +240,11 @@ func TestCompactorMergesReplicasQueriesUnchanged(t *testing.T) {
 		return nil
 	})
 	after := answers(d)
+	sizeAfter := liveBytes(t, f.bkt)
+	t.Logf("live blocks in the bucket: %d bytes for both replicas, %d merged (%.2f)", sizeBefore, sizeAfter, float64(sizeAfter)/float64(sizeBefore))
+	if float64(sizeAfter) > 0.6*float64(sizeBefore) {
+		t.Errorf("merged blocks take %d bytes of the replicas' %d: not one copy", sizeAfter, sizeBefore)
+	}
 	// Compared up to the last minute: where all data ends, b's last sample
 	// comes 20s after a's, and the querier takes it (a is exhausted) while
 	// the merged block does not (a goes on in the next block, where there
@@ -225,12 +265,88 @@ func leaseHeld(d *daemon) (bool, error) {
 	return v == 1, err
 }
 
+// Raw blocks spanning 2 days are downsampled to 5m; raw retention then
+// deletes the raw block (delete delay 0), and long-range queries with
+// max_source_resolution=auto are answered from the 5m block, as in stock
+// Thanos, while raw-resolution ones find nothing.
+func TestCompactorDownsamplesAndRetains(t *testing.T) {
+	f := newBucketFixture(t)
+	from := alignTo(time.Now().Add(-6*24*time.Hour), 48*time.Hour)
+	to := from.Add(48 * time.Hour)
+	uploadReplicaBlocks(t, f.bkt, "a", from, to, 0, 48*time.Hour)
+	uploadReplicaBlocks(t, f.bkt, "b", from, to, 20*time.Second, 48*time.Hour)
+	dir := t.TempDir()
+	cfg := compactorConfig(t, dir, f.yml, "{interval: 1s, consistency_delay: 0s, delete_delay: 0s, retention: {raw: 40h}}")
+	d := startDaemon(t, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+cfg)
+	eventually(t, 120*time.Second, "only a merged 5m block left", func() error {
+		blocks, err := liveBlocks(t, f.bkt)
+		if err != nil {
+			return err
+		}
+		if len(blocks) != 1 {
+			return fmt.Errorf("%d live blocks", len(blocks))
+		}
+		m := blocks[0]
+		if m.Thanos.Downsample.Resolution != (5*time.Minute).Milliseconds() || m.MinTime != from.UnixMilli() || m.MaxTime != to.UnixMilli() {
+			return fmt.Errorf("live block at resolution %dms over [%d, %d)", m.Thanos.Downsample.Resolution, m.MinTime, m.MaxTime)
+		}
+		if _, ok := m.Thanos.Labels["replica"]; ok {
+			return fmt.Errorf("the 5m block has the replica label: %v", m.Thanos.Labels)
+		}
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v != 1 {
+			return fmt.Errorf("blocks loaded %v %v", v, err)
+		}
+		return nil
+	})
+	at := func(res string) queryResult {
+		t.Helper()
+		r, err := query(d, `max_over_time(e2e_compact{i="3"}[1h])`, from.Add(time.Hour), to.Add(-time.Hour), time.Hour, url.Values{"max_source_resolution": {res}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := at("auto"); len(r.Result) != 1 || len(r.Result[0].Values) != 47 {
+		t.Errorf("max_source_resolution=auto over 2 days: %+v, want 47 hourly points from the 5m block", r)
+	} else if v, _ := strconv.ParseFloat(r.Result[0].Values[0][1].(string), 64); math.Abs(v-float64(from.Add(time.Hour).Unix()/60%10000+300)) > 5 {
+		// The 5m aggregates' windows put the maximum within 5 minutes.
+		t.Errorf("first point %v, want about the hour's last minute's value", v)
+	}
+	if r := at("0s"); len(r.Result) != 0 {
+		t.Errorf("raw resolution after raw retention: %d series, want none", len(r.Result))
+	}
+}
+
+// sharedBucket is a bucket both daemons use: MinIO, or a FILESYSTEM
+// directory (two daemons on one host).
+type sharedBucket struct {
+	bkt objstore.Bucket
+	yml string // bucket.yml
+}
+
 // Two daemons share the bucket: exactly one compacts. SIGKILLed, the
 // holder's lease expires and the other takes over and compacts what is
-// new; restarted, the first stays standby.
+// new; restarted, the first stays standby. With MinIO (conditional puts)
+// and with a FILESYSTEM bucket (exclusive creates).
 func TestCompactorLeasePair(t *testing.T) {
+	t.Run("minio", func(t *testing.T) {
+		f := newBucketFixture(t)
+		testLeasePair(t, sharedBucket{bkt: f.bkt, yml: f.yml})
+	})
+	t.Run("filesystem", func(t *testing.T) {
+		dir := t.TempDir()
+		bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		yml := filepath.Join(dir, "bucket.yml")
+		writeFile(t, yml, fmt.Sprintf("type: FILESYSTEM\nconfig: {directory: %q}\n", filepath.Join(dir, "bucket")))
+		testLeasePair(t, sharedBucket{bkt: bkt, yml: yml})
+	})
+}
+
+func testLeasePair(t *testing.T, f sharedBucket) {
 	const ttl = 4 * time.Second
-	f := newBucketFixture(t)
 	w1 := alignTo(time.Now().Add(-4*24*time.Hour), 8*time.Hour)
 	for _, r := range []struct {
 		name   string
@@ -295,6 +411,12 @@ func TestCompactorLeasePair(t *testing.T) {
 		t.Errorf("the standby's /-/ready detail does not name the holder:\n%s", body)
 	}
 
+	code, out, errOut := runBin(t, binPath(t, "MONSTACKD_BIN"), "components", "--role="+hosts[standby].role,
+		"--config.file="+filepath.Join(hosts[standby].dir, "monstack.yml"), "--data.dir="+filepath.Join(hosts[standby].dir, "data"))
+	if code != 0 || !strings.Contains(out, "compactor lease: held by "+hosts[first].role) || !strings.Contains(out, "this daemon's role: "+hosts[standby].role) {
+		t.Errorf("monstackd components: exit %d, no lease state naming %s:\n%s%s", code, hosts[first].role, out, errOut)
+	}
+
 	// The holder dies; new blocks arrive; the standby takes over after the
 	// lease expires and compacts them.
 	hosts[first].d.signal(t, syscall.SIGKILL)
@@ -332,10 +454,10 @@ func TestCompactorLeasePair(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	if code, out, errOut := f.tools(t, "verify"); code != 0 {
+	if code, out, errOut := runBin(t, binPath(t, "MONSTACKD_BIN"), "tools", "bucket", "verify", "--objstore.config-file="+f.yml); code != 0 {
 		t.Errorf("monstackd tools bucket verify: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut := runBin(t, binPath(t, "THANOS_BIN"), "tools", "bucket", "verify", "--objstore.config-file="+f.yml)
+	code, out, errOut = runBin(t, binPath(t, "THANOS_BIN"), "tools", "bucket", "verify", "--objstore.config-file="+f.yml)
 	if code != 0 {
 		t.Errorf("thanos tools bucket verify: exit %d\n%s%s", code, out, errOut)
 	}

@@ -69,7 +69,7 @@ func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base
 	if err := writeHistory(b.target, blocksDir, sc, start, end); err != nil {
 		return err
 	}
-	if err := uploadBlocks(b.thanos, blocksDir, bucketYAML); err != nil {
+	if err := uploadReplicaBlocks(b.thanos, blocksDir, bucketYAML, "a"); err != nil {
 		return err
 	}
 
@@ -177,17 +177,6 @@ func writeHistory(target, out string, sc scale, start, end time.Time) error {
 		return fmt.Errorf("write history: %w: %s", err, o)
 	}
 	log.Print(strings.TrimSpace(o))
-	return nil
-}
-
-// uploadBlocks ships the blocks with the stock tool, which adds the
-// external labels to each meta.json, as a sidecar's shipper would.
-func uploadBlocks(thanos, dir, bucketYAML string) error {
-	o, err := execOutput(thanos, "tools", "bucket", "upload-blocks", "--path="+dir,
-		`--label=cluster="bench"`, `--label=replica="a"`, "--objstore.config-file="+bucketYAML)
-	if err != nil {
-		return fmt.Errorf("upload blocks: %w: %s", err, o)
-	}
 	return nil
 }
 

@@ -89,6 +89,7 @@ func main() {
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
 		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
 		pairOnly    = flag.Bool("pair-only", false, "run only the pair phase (for working on it): report <date>-<scale>-pair-only.{md,json}")
+		compactOnly = flag.Bool("compact-only", false, "run only the compact phase (for working on it): report <date>-<scale>-compact-only.{md,json}")
 		b           bins
 	)
 	flag.StringVar(&b.monstackd, "monstackd", "bin/monstackd", "monstackd binary")
@@ -99,12 +100,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
-	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, *pairOnly, b); err != nil {
+	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, *pairOnly, *compactOnly, b); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bool, b bins) (err error) {
+func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly, compactOnly bool, b bins) (err error) {
 	sc, err := loadScale(scaleFile)
 	if err != nil {
 		return err
@@ -140,6 +141,13 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bo
 		// Named apart, so that it never replaces a whole run's report.
 		name += "-bucket-only"
 		if err := runBucketPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
+			return err
+		}
+		return r.finish(outDir, name)
+	}
+	if compactOnly {
+		name += "-compact-only"
+		if err := runCompactPhase(r, sc, b, workDir); err != nil {
 			return err
 		}
 		return r.finish(outDir, name)
@@ -242,6 +250,9 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly bo
 	target.kill(syscall.SIGTERM, 10*time.Second)
 	stopSetups(mon, stock)
 	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
+		return err
+	}
+	if err := runCompactPhase(r, sc, b, workDir); err != nil {
 		return err
 	}
 

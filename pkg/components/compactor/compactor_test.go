@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/thanos/pkg/block"
 	"github.com/thanos-io/thanos/pkg/block/metadata"
 	"github.com/thanos-io/thanos/pkg/compact"
@@ -402,5 +404,53 @@ func TestToDownsample(t *testing.T) {
 	}
 	if want := []ulid.ULID{id(1), id(4)}; !slices.Equal(ids, want) {
 		t.Errorf("toDownsample picked %v, want %v", ids, want)
+	}
+}
+
+// An upload aborted more than two days ago (Thanos'
+// PartialUploadThresholdAge: no meta.json, nothing written since) is
+// deleted; a recent one, which may still be in progress, is not.
+func TestAbortedPartialUploadsCleaned(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bucket")
+	fs, err := filesystem.NewBucket(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkt := objstore.WrapWithMetrics(fs, prometheus.NewRegistry(), "test")
+	start := align(time.Now().Add(-5*day), 2*time.Hour)
+	partial := func(from time.Time) ulid.ULID {
+		id := upload(t, bkt, blockSpec{replica: "a", mint: from, maxt: from.Add(2 * time.Hour)})
+		if err := bkt.Delete(context.Background(), id.String()+"/"+metadata.MetaFilename); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	old, recent := partial(start), partial(start.Add(2*time.Hour))
+	past := time.Now().Add(-3 * day)
+	err = filepath.Walk(filepath.Join(dir, old.String()), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, past, past)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCompactor(t, bkt, Options{ReplicaLabels: []string{"replica"}})
+	if err := c.runPass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(id ulid.ULID) bool {
+		ok, err := bkt.Exists(context.Background(), id.String()+"/"+block.IndexFilename)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if exists(old) {
+		t.Errorf("the upload aborted 3 days ago (%s) is still there", old)
+	}
+	if !exists(recent) {
+		t.Errorf("the recent partial upload %s was deleted", recent)
 	}
 }

@@ -1,6 +1,8 @@
 package lease
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -113,4 +115,30 @@ func until(t time.Time) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// Describe reads the lease object and says who holds it, for
+// `monstackd components`: by the writer's clock, so "expires" is a hint,
+// not what a standby decides by.
+func Describe(ctx context.Context, st Store) (string, error) {
+	body, _, err := st.Read(ctx)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "no lease object yet: no compactor has held this bucket", nil
+	case err != nil:
+		return "", err
+	}
+	rec, err := parseRecord(body)
+	if err != nil {
+		return "", err
+	}
+	if rec.Released {
+		return fmt.Sprintf("released by %s (epoch %d) at %s", rec.Holder, rec.Epoch, rec.Renewed), nil
+	}
+	left := "in " + until(rec.expires())
+	if !time.Now().Before(rec.expires()) {
+		left = "expired"
+	}
+	return fmt.Sprintf("held by %s (instance %s), epoch %d, renewed %s, expires %s (%s by the holder's clock)",
+		rec.Holder, rec.Instance, rec.Epoch, rec.Renewed, rec.Expires, left), nil
 }
