@@ -15,6 +15,7 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/admission"
 	"github.com/monstackd/monstackd/pkg/components/discovery"
 	"github.com/monstackd/monstackd/pkg/components/grpcserver"
+	"github.com/monstackd/monstackd/pkg/components/lease"
 	"github.com/monstackd/monstackd/pkg/components/querier"
 	"github.com/monstackd/monstackd/pkg/components/rules"
 	"github.com/monstackd/monstackd/pkg/components/scrape"
@@ -56,6 +57,7 @@ type components struct {
 	shipper   *shipper.Shipper
 
 	storeGateway *storegateway.StoreGateway
+	lease        *lease.Lease // the compactor's, nil without one
 }
 
 // logger returns the go-kit logger of a module.

@@ -35,6 +35,7 @@ func (c *components) initCompactor() (parts, error) {
 			return parts{}, fmt.Errorf("compactor.lease: %w", err)
 		}
 		c.d.readiness.SetInfo(leaseDetail, func() string { return l.State().String() })
+		c.lease = l
 	}
 	var replicaLabels []string
 	if cc.Deduplication {

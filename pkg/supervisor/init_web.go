@@ -6,6 +6,14 @@ import (
 	"github.com/monstackd/monstackd/pkg/components/web"
 )
 
+// leaseBanner is the compactor lease's state on the bucket UI's pages.
+func (c *components) leaseBanner() string {
+	if c.lease == nil {
+		return ""
+	}
+	return "Compactor lease: " + c.lease.State().String()
+}
+
 // initWeb installs the query API and UI and Prometheus' API on the HTTP
 // server, both behind the memory guard, and the store gateway's bucket UI
 // (block metas only, no query).
@@ -18,7 +26,7 @@ func (c *components) initWeb() (parts, error) {
 		QueryAPI:      c.admission.Wrap(queryAPI),
 		PrometheusAPI: c.admission.Wrap(c.promAPI),
 		UI:            ui,
-		Bucket:        bucket,
+		Bucket:        web.Banner(bucket, c.leaseBanner),
 	})
 	return parts{}, nil
 }

@@ -137,7 +137,7 @@ func modules() []module {
 			help: "uploads completed 2h blocks with the external labels; retention keeps what is not uploaded"},
 		{name: StoreGateway, kind: service, deps: []string{Bucket, TSDB, Shipper}, init: (*components).initStoreGateway,
 			help: "serves the bucket's blocks to the querier; synced on upload, retention keeps what it does not serve"},
-		{name: Compactor, kind: service, deps: []string{Bucket}, init: (*components).initCompactor,
+		{name: Compactor, kind: service, deps: []string{Bucket}, before: []string{Web}, init: (*components).initCompactor,
 			enabled: func(_ config.Role, cfg *config.Config) bool { return cfg.Compactor.Enabled },
 			help:    "compacts, deduplicates A+B, downsamples and applies retention in the bucket, while holding the bucket's lease"},
 		{name: Querier, kind: service, deps: []string{TSDB, Sidecar, StoreGateway}, init: (*components).initQuerier,

@@ -410,6 +410,13 @@ func testLeasePair(t *testing.T, f sharedBucket) {
 	if body := readyDetail(t, hosts[standby].d); !strings.Contains(body, "standby: held by "+hosts[first].role) {
 		t.Errorf("the standby's /-/ready detail does not name the holder:\n%s", body)
 	}
+	// The bucket UI, as a person sees it, says who holds the lease.
+	checkPage(t, binPath(t, "CHROMIUM_BIN"), artifactsDir(t), strings.ReplaceAll(t.Name(), "/", "-")+"-bucket-ui", hosts[standby].d.url("/bucket/"), func(dom string) error {
+		if !strings.Contains(dom, "Compactor lease: standby: held by "+hosts[first].role) {
+			return fmt.Errorf("no lease line naming %s on the bucket UI", hosts[first].role)
+		}
+		return nil
+	})
 
 	code, out, errOut := runBin(t, binPath(t, "MONSTACKD_BIN"), "components", "--role="+hosts[standby].role,
 		"--config.file="+filepath.Join(hosts[standby].dir, "monstack.yml"), "--data.dir="+filepath.Join(hosts[standby].dir, "data"))

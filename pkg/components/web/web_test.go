@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -110,5 +111,27 @@ func TestServerGatesAPIsUntilReadyAndRoutesByPath(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/-/reload"); code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /-/reload: %d, want 405", code)
+	}
+}
+
+func TestBannerOnHTMLPagesOnly(t *testing.T) {
+	h := Banner(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"x":"<body>"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<html><body class="x"><div id="root"></div></body></html>`))
+	}), func() string { return "compactor lease: held by <replica-a>" })
+	for path, want := range map[string]string{
+		"/":    `<html><body class="x"><div id="monstackd-banner" style="position:fixed;bottom:0;left:0;right:0;z-index:2000;padding:6px 16px;background:#e8f4fd;color:#0c5460;border-top:1px solid #bee5eb;font-family:sans-serif;font-size:14px">compactor lease: held by &lt;replica-a&gt;</div><div id="root"></div></body></html>`,
+		"/api": `{"x":"<body>"}`,
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if got := rec.Body.String(); got != want {
+			t.Errorf("%s: %s\nwant %s", path, got, want)
+		}
 	}
 }
