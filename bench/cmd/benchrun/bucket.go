@@ -66,7 +66,7 @@ func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base
 	blocks := int(sc.History / historyBlock)
 	blocksDir := filepath.Join(dir, "blocks")
 	log.Printf("bucket phase: writing %d blocks of %d series (%s of history)", blocks, sc.HistorySeries, sc.History)
-	if err := writeHistory(b.target, blocksDir, sc, start, end); err != nil {
+	if err := writeHistory(b.target, blocksDir, sc, start, end, 0); err != nil {
 		return err
 	}
 	if err := uploadReplicaBlocks(b.thanos, blocksDir, bucketYAML, "a"); err != nil {
@@ -168,8 +168,8 @@ config:
 
 // writeHistory has the workload target write [start, end) as TSDB blocks:
 // the target owns the workload.
-func writeHistory(target, out string, sc scale, start, end time.Time) error {
-	o, err := execOutput(target, "history", "--out="+out,
+func writeHistory(target, out string, sc scale, start, end time.Time, offset time.Duration) error {
+	o, err := execOutput(target, "history", "--out="+out, "--offset="+offset.String(),
 		fmt.Sprintf("--series=%d", sc.HistorySeries), fmt.Sprintf("--listeners=%d", sc.Targets),
 		"--interval="+sc.ScrapeInterval.String(),
 		fmt.Sprintf("--start=%d", start.UnixMilli()), fmt.Sprintf("--end=%d", end.UnixMilli()))

@@ -38,10 +38,13 @@ func runCompactPhase(r *report, sc scale, b bins, work string) error {
 	start := end.Add(-sc.History)
 	blocks := int(sc.History / historyBlock)
 	log.Printf("compact phase: %d blocks of %d series per replica, 2 replicas", blocks, sc.HistorySeries)
-	// Each replica's blocks have IDs of their own, as two TSDBs' would.
+	// Each replica's blocks have IDs of their own, as two TSDBs' would, and
+	// b scrapes a third of an interval after a: their chunks differ, as
+	// real replicas' do (Thanos' merge passes byte-identical chunks through
+	// without decoding them).
 	blocksDir := func(replica string) string { return filepath.Join(dir, "blocks-"+replica) }
-	for _, replica := range []string{"a", "b"} {
-		if err := writeHistory(b.target, blocksDir(replica), sc, start, end); err != nil {
+	for i, replica := range []string{"a", "b"} {
+		if err := writeHistory(b.target, blocksDir(replica), sc, start, end, time.Duration(i)*sc.ScrapeInterval/3); err != nil {
 			return err
 		}
 	}
@@ -173,7 +176,9 @@ func monstackdCompact(b bins, s *compactSide) (wall, cpu float64, err error) {
 		if time.Since(begin) > 30*time.Minute {
 			return 0, 0, fmt.Errorf("monstackd's compactor did not finish a pass in 30m (log %s)", m.tsdb.logFile)
 		}
-		time.Sleep(100 * time.Millisecond)
+		// Not faster: each scrape of the daemon's /metrics costs CPU the
+		// figure would count.
+		time.Sleep(250 * time.Millisecond)
 	}
 	cpu, err = cpuSeconds(m.tsdb.pid())
 	return wall, cpu, err

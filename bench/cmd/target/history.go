@@ -30,6 +30,7 @@ type historyOptions struct {
 	out        string
 	cfg        config
 	interval   time.Duration
+	offset     time.Duration
 	start, end time.Time
 }
 
@@ -46,6 +47,7 @@ func runHistory(args []string) error {
 	interval := fs.Duration("interval", 15*time.Second, "tick duration: one sample per series and tick, at the tick's start")
 	start := fs.Int64("start", 0, "first millisecond of the history (Unix ms); must be a multiple of 2h")
 	end := fs.Int64("end", 0, "end of the history (Unix ms, exclusive); must be a multiple of 2h")
+	offset := fs.Duration("offset", 0, "each sample this long after its tick's start, shorter than --interval: another replica's scrape phase")
 	churnFraction := fs.Float64("churn-fraction", 0.02, "as the target's flag")
 	churnTicks := fs.Int64("churn-ticks", 40, "as the target's flag")
 	resetTicks := fs.Int64("counter-reset-ticks", 240, "as the target's flag")
@@ -60,12 +62,15 @@ func runHistory(args []string) error {
 		return fmt.Errorf("history: --start and --end must be multiples of %s with start < end", blockRange)
 	case *interval < time.Millisecond || br%interval.Milliseconds() != 0:
 		return fmt.Errorf("history: --interval must divide %s", blockRange)
+	case *offset < 0 || *offset >= *interval:
+		return fmt.Errorf("history: --offset must be in [0, --interval)")
 	}
 	o := historyOptions{
 		out: *out,
 		cfg: config{series: *seriesN, listeners: *listeners, churnFraction: *churnFraction,
 			churnTicks: *churnTicks, counterResetTicks: *resetTicks},
 		interval: *interval,
+		offset:   *offset,
 		start:    time.UnixMilli(*start),
 		end:      time.UnixMilli(*end),
 	}
@@ -93,7 +98,7 @@ func writeHistory(o historyOptions) error {
 	for range min(runtime.GOMAXPROCS(0), len(mints)) {
 		wg.Go(func() {
 			for mint := range jobs {
-				errs <- writeBlock(w, o.out, mint, o.interval.Milliseconds())
+				errs <- writeBlock(w, o.out, mint, o.interval.Milliseconds(), o.offset.Milliseconds())
 			}
 		})
 	}
@@ -118,7 +123,7 @@ func writeHistory(o historyOptions) error {
 // by the exposition's series text: a known series costs a line split, a
 // float parse and a map lookup; only a new one is parsed into labels with
 // Prometheus' text parser (the lexer would otherwise take half the time).
-func writeBlock(w *workload, dir string, mint, ivMs int64) error {
+func writeBlock(w *workload, dir string, mint, ivMs, offMs int64) error {
 	bw, err := tsdb.NewBlockWriter(slog.New(slog.NewTextHandler(io.Discard, nil)), dir, blockRange.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("history: block at %d: %w", mint, err)
@@ -135,7 +140,7 @@ func writeBlock(w *workload, dir string, mint, ivMs int64) error {
 		app := bw.Appender(ctx)
 		for l := range w.parts {
 			buf = w.render(buf[:0], l, k, 0)
-			if err := b.appendExposition(app, l, k*ivMs, buf); err != nil {
+			if err := b.appendExposition(app, l, k*ivMs+offMs, buf); err != nil {
 				return fmt.Errorf("history: listener %d tick %d: %w", l, k, err)
 			}
 		}
