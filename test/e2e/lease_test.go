@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/monstackd/monstackd/pkg/components/lease"
+	"github.com/monstackd/monstackd/pkg/components/lease/leasetest"
 )
 
 const (
@@ -34,32 +35,11 @@ func leaseStore(t *testing.T, m *minio, prefix string) lease.Store {
 	return s
 }
 
-// leaseRace runs n writers at once and returns the indexes and versions of
-// those that succeeded; any failure other than ErrConflict fails the test.
+// leaseRace runs the writers at once (leasetest.Race): any failure but a
+// lost conditional write fails the test.
 func leaseRace(t *testing.T, n int, write func(i int) (string, error)) (winners []int, versions []string) {
 	t.Helper()
-	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			v, err := write(i)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				winners, versions = append(winners, i), append(versions, v)
-			case !errors.Is(err, lease.ErrConflict):
-				t.Errorf("writer %d: want success or ErrConflict, got %v", i, err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	return winners, versions
+	return leasetest.Race(t, n, func(err error) bool { return errors.Is(err, lease.ErrConflict) }, write)
 }
 
 // MinIO's conditional writes are a compare-and-swap: of writers racing to

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/monstackd/monstackd/pkg/components/lease/leasetest"
 )
 
 // fsStoreAt is the FILESYSTEM store of a bucket in dir.
@@ -24,32 +26,11 @@ func fsStoreAt(t *testing.T, dir string) Store {
 	return s
 }
 
-// race runs f(i) for i in [0, n) at once and returns the indexes that
-// succeeded; every failure must be ErrConflict.
-func race(t *testing.T, n int, f func(i int) (string, error)) (winners []int, versions []string) {
+// race runs the writers at once (leasetest.Race): any failure but a
+// lost conditional write fails the test.
+func race(t *testing.T, n int, write func(i int) (string, error)) (winners []int, versions []string) {
 	t.Helper()
-	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			v, err := f(i)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				winners, versions = append(winners, i), append(versions, v)
-			case !errors.Is(err, ErrConflict):
-				t.Errorf("writer %d: want success or ErrConflict, got %v", i, err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	return winners, versions
+	return leasetest.Race(t, n, func(err error) bool { return errors.Is(err, ErrConflict) }, write)
 }
 
 // Of writers racing to Create, and then to Replace one version, exactly
