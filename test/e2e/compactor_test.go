@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -265,56 +266,165 @@ func leaseHeld(d *daemon) (bool, error) {
 	return v == 1, err
 }
 
-// Raw blocks spanning 2 days are downsampled to 5m; raw retention then
-// deletes the raw block (delete delay 0), and long-range queries with
-// max_source_resolution=auto are answered from the 5m block, as in stock
-// Thanos, while raw-resolution ones find nothing.
+// Two weeks of both replicas' 2d blocks are merged into one 14d block,
+// downsampled to 5m and 1h; raw retention then deletes the raw blocks
+// (delete delay 0). Long-range queries with max_source_resolution=auto are
+// answered from the downsampled blocks, as in stock Thanos, while
+// raw-resolution ones find nothing.
 func TestCompactorDownsamplesAndRetains(t *testing.T) {
 	f := newBucketFixture(t)
-	from := alignTo(time.Now().Add(-6*24*time.Hour), 48*time.Hour)
-	to := from.Add(48 * time.Hour)
-	uploadReplicaBlocks(t, f.bkt, "a", from, to, 0, 48*time.Hour)
-	uploadReplicaBlocks(t, f.bkt, "b", from, to, 20*time.Second, 48*time.Hour)
+	from := alignTo(time.Now().Add(-20*24*time.Hour), 14*24*time.Hour)
+	to := from.Add(14 * 24 * time.Hour)
+	for _, r := range []struct {
+		name   string
+		offset time.Duration
+	}{{"a", 0}, {"b", 20 * time.Second}} {
+		uploadReplicaBlocks(t, f.bkt, r.name, from, to, r.offset, 48*time.Hour)
+		// Newer blocks: the newest block is never compacted (it may be
+		// about to grow), and the 14d window must be complete without it.
+		uploadReplica(t, f.bkt, r.name, to, to.Add(4*time.Hour), r.offset)
+	}
 	dir := t.TempDir()
 	cfg := compactorConfig(t, dir, f.yml, "{interval: 1s, consistency_delay: 0s, delete_delay: 0s, retention: {raw: 40h}}")
 	d := startDaemon(t, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+cfg)
-	eventually(t, 120*time.Second, "only a merged 5m block left", func() error {
+	eventually(t, 180*time.Second, "only merged 5m and 1h blocks left", func() error {
 		blocks, err := liveBlocks(t, f.bkt)
 		if err != nil {
 			return err
 		}
-		if len(blocks) != 1 {
-			return fmt.Errorf("%d live blocks", len(blocks))
+		var res []int64
+		for _, m := range blocks {
+			if m.MinTime != from.UnixMilli() || m.MaxTime != to.UnixMilli() {
+				return fmt.Errorf("live block at resolution %dms over [%d, %d)", m.Thanos.Downsample.Resolution, m.MinTime, m.MaxTime)
+			}
+			if _, ok := m.Thanos.Labels["replica"]; ok {
+				return fmt.Errorf("block %s has the replica label: %v", m.ULID, m.Thanos.Labels)
+			}
+			res = append(res, m.Thanos.Downsample.Resolution)
 		}
-		m := blocks[0]
-		if m.Thanos.Downsample.Resolution != (5*time.Minute).Milliseconds() || m.MinTime != from.UnixMilli() || m.MaxTime != to.UnixMilli() {
-			return fmt.Errorf("live block at resolution %dms over [%d, %d)", m.Thanos.Downsample.Resolution, m.MinTime, m.MaxTime)
+		slices.Sort(res)
+		if want := []int64{(5 * time.Minute).Milliseconds(), time.Hour.Milliseconds()}; !slices.Equal(res, want) {
+			return fmt.Errorf("live blocks of resolutions %v, want %v", res, want)
 		}
-		if _, ok := m.Thanos.Labels["replica"]; ok {
-			return fmt.Errorf("the 5m block has the replica label: %v", m.Thanos.Labels)
-		}
-		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v != 1 {
+		if v, err := d.metric("thanos_bucket_store_blocks_loaded"); err != nil || v != 2 {
 			return fmt.Errorf("blocks loaded %v %v", v, err)
 		}
 		return nil
 	})
-	at := func(res string) queryResult {
+	at := func(res string, step time.Duration) queryResult {
 		t.Helper()
-		r, err := query(d, `max_over_time(e2e_compact{i="3"}[1h])`, from.Add(time.Hour), to.Add(-time.Hour), time.Hour, url.Values{"max_source_resolution": {res}})
+		r, err := query(d, `max_over_time(e2e_compact{i="3"}[1h])`, from.Add(time.Hour), to.Add(-time.Hour), step, url.Values{"max_source_resolution": {res}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	if r := at("auto"); len(r.Result) != 1 || len(r.Result[0].Values) != 47 {
-		t.Errorf("max_source_resolution=auto over 2 days: %+v, want 47 hourly points from the 5m block", r)
-	} else if v, _ := strconv.ParseFloat(r.Result[0].Values[0][1].(string), 64); math.Abs(v-float64(from.Add(time.Hour).Unix()/60%10000+300)) > 5 {
-		// The 5m aggregates' windows put the maximum within 5 minutes.
-		t.Errorf("first point %v, want about the hour's last minute's value", v)
+	for _, step := range []time.Duration{time.Hour, 6 * time.Hour} {
+		r := at("auto", step)
+		if n := int(to.Add(-time.Hour).Sub(from.Add(time.Hour))/step) + 1; len(r.Result) != 1 || len(r.Result[0].Values) != n {
+			t.Errorf("max_source_resolution=auto over 14 days at step %s: %d series, want one of %d points", step, len(r.Result), n)
+			continue
+		}
+		// The aggregates' windows put the hour's maximum within 5
+		// minutes (5m) or an hour (1h) of its last minute.
+		v, _ := strconv.ParseFloat(r.Result[0].Values[0][1].(string), 64)
+		if want := float64(from.Add(time.Hour).Unix()/60%10000 + 300); math.Abs(v-want) > 60 {
+			t.Errorf("step %s: first point %v, want about %v", step, v, want)
+		}
 	}
-	if r := at("0s"); len(r.Result) != 0 {
+	if r := at("0s", time.Hour); len(r.Result) != 0 {
 		t.Errorf("raw resolution after raw retention: %d series, want none", len(r.Result))
 	}
+}
+
+// A corrupt block halts the compactor: the ready detail, the metric and the
+// log name it, ingestion and queries go on; once an operator marks it
+// no-compact (with stock `thanos tools bucket mark`), compaction goes on
+// without it.
+func TestCompactorHaltIsAState(t *testing.T) {
+	f := newBucketFixture(t)
+	from := alignTo(time.Now().Add(-3*24*time.Hour), 8*time.Hour)
+	uploadReplica(t, f.bkt, "a", from, from.Add(10*time.Hour), 0)
+	bad := uploadCorrupt(t, f.bkt, "a", from.Add(2*time.Hour))
+	dir := t.TempDir()
+	cfg := compactorConfig(t, dir, f.yml, "{interval: 1s, consistency_delay: 0s}")
+	// The daemon scrapes itself: ingestion to watch while it is halted.
+	addr := freeAddr(t)
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(
+		"global: {scrape_interval: 1s, external_labels: {cluster: e2e}}\nscrape_configs: [{job_name: self, static_configs: [{targets: [%q]}]}]\n", addr))
+	d := startDaemonAt(t, addr, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+cfg)
+	eventually(t, 60*time.Second, "the halt reported", func() error {
+		if body := readyDetail(t, d); !strings.Contains(body, "compactor: degraded: compaction halted") || !strings.Contains(body, bad.String()) {
+			return fmt.Errorf("ready detail %q", body)
+		}
+		if v, err := d.metric("thanos_compact_halted"); err != nil || v != 1 {
+			return fmt.Errorf("thanos_compact_halted %v %v", v, err)
+		}
+		return nil
+	})
+	if code, _, _ := httpGet(d.url("/-/ready")); code != 200 {
+		t.Errorf("/-/ready %d with the compactor halted: ingestion and queries go on", code)
+	}
+	// Samples keep coming in: the count of self-scrapes grows.
+	count := func() (float64, error) { return d.scalarOf(`count_over_time(up{job="self"}[1h])`, time.Time{}) }
+	var first float64
+	eventually(t, 30*time.Second, "a self-scrape", func() (err error) { first, err = count(); return err })
+	eventually(t, 30*time.Second, "ingestion and queries while halted", func() error {
+		if v, err := count(); err != nil || v <= first {
+			return fmt.Errorf("self-scrapes %v (were %v) %v", v, first, err)
+		}
+		return nil
+	})
+	if !strings.Contains(d.out.String(), bad.String()) {
+		t.Error("the log does not name the block")
+	}
+
+	code, out, errOut := runBin(t, binPath(t, "THANOS_BIN"), "tools", "bucket", "mark", "--objstore.config-file="+f.yml,
+		"--id="+bad.String(), "--marker=no-compact-mark.json", "--details=e2e: corrupt")
+	if code != 0 {
+		t.Fatalf("thanos tools bucket mark: exit %d\n%s%s", code, out, errOut)
+	}
+	eventually(t, 60*time.Second, "compaction going on without the block", func() error {
+		if v, err := d.metric("thanos_compact_halted"); err != nil || v != 0 {
+			return fmt.Errorf("thanos_compact_halted %v %v", v, err)
+		}
+		if v, err := d.metric("thanos_compact_iterations_total"); err != nil || v < 1 {
+			return fmt.Errorf("thanos_compact_iterations_total %v %v", v, err)
+		}
+		return nil
+	})
+	if body := readyDetail(t, d); strings.Contains(body, "compactor: degraded") {
+		t.Errorf("ready detail still degraded: %q", body)
+	}
+}
+
+// uploadCorrupt uploads a 2h block of replica whose chunks lie outside
+// the range its meta.json claims (6h later), which compaction cannot take.
+func uploadCorrupt(t *testing.T, bkt objstore.Bucket, replica string, mint time.Time) ulid.ULID {
+	t.Helper()
+	dir := t.TempDir()
+	var samples []chunks.Sample
+	for ts := mint.Add(-6 * time.Hour); ts.Before(mint.Add(-4 * time.Hour)); ts = ts.Add(compactStep) {
+		samples = append(samples, pt{t: ts.UnixMilli(), v: 1})
+	}
+	bdir, err := tsdb.CreateBlock([]storage.Series{storage.NewListSeries(labels.FromStrings("__name__", "e2e_corrupt"), samples)},
+		dir, (4 * time.Hour).Milliseconds(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := metadata.ReadFromDir(bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.MinTime, meta.MaxTime = mint.UnixMilli(), mint.Add(2*time.Hour).UnixMilli()
+	meta.Thanos = metadata.Thanos{Labels: map[string]string{"cluster": "e2e", "replica": replica}, Source: metadata.SidecarSource}
+	if err := meta.WriteToDir(log.NewNopLogger(), bdir); err != nil {
+		t.Fatal(err)
+	}
+	if err := block.Upload(context.Background(), log.NewNopLogger(), bkt, bdir, metadata.NoneFunc); err != nil {
+		t.Fatal(err)
+	}
+	return meta.ULID
 }
 
 // sharedBucket is a bucket both daemons use: MinIO, or a FILESYSTEM
