@@ -43,11 +43,17 @@ func uploadReplica(t *testing.T, bkt objstore.Bucket, replica string, from, to t
 // compacted before).
 func uploadReplicaBlocks(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset, span time.Duration) []ulid.ULID {
 	t.Helper()
+	return uploadReplicaSeries(t, bkt, replica, from, to, offset, span, 10)
+}
+
+// uploadReplicaSeries is uploadReplicaBlocks with n series.
+func uploadReplicaSeries(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset, span time.Duration, n int) []ulid.ULID {
+	t.Helper()
 	var ids []ulid.ULID
 	for mint := from; mint.Before(to); mint = mint.Add(span) {
 		dir := t.TempDir()
 		var series []storage.Series
-		for i := range 10 {
+		for i := range n {
 			var samples []chunks.Sample
 			for ts := mint.Add(offset); ts.Before(mint.Add(span)); ts = ts.Add(compactStep) {
 				samples = append(samples, pt{t: ts.UnixMilli(), v: float64(ts.Unix()/60%10000 + int64(100*i))})
@@ -395,6 +401,77 @@ func TestCompactorHaltIsAState(t *testing.T) {
 	})
 	if body := readyDetail(t, d); strings.Contains(body, "compactor: degraded") {
 		t.Errorf("ready detail still degraded: %q", body)
+	}
+}
+
+// SIGTERM while the compactor works: the daemon exits at once, cleanly,
+// and no partial block becomes visible: every block with a meta.json has
+// all its files, the bucket verifies, and after a restart the compaction
+// completes.
+func TestCompactorShutdownDuringCompaction(t *testing.T) {
+	f := newBucketFixture(t)
+	from := alignTo(time.Now().Add(-20*24*time.Hour), 14*24*time.Hour)
+	to := from.Add(14 * 24 * time.Hour)
+	for _, r := range []struct {
+		name   string
+		offset time.Duration
+	}{{"a", 0}, {"b", 20 * time.Second}} {
+		uploadReplicaSeries(t, f.bkt, r.name, from, to, r.offset, 48*time.Hour, 200)
+		uploadReplica(t, f.bkt, r.name, to, to.Add(4*time.Hour), r.offset)
+	}
+	dir := t.TempDir()
+	cfg := compactorConfig(t, dir, f.yml, "{interval: 1s, consistency_delay: 0s}")
+	d := startDaemon(t, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+cfg)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(d.out.String(), "downloaded and verified blocks; compacting blocks") {
+		if time.Now().After(deadline) {
+			t.Fatal("no compaction started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.signal(t, syscall.SIGTERM)
+	stopped := time.Now()
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM during a compaction", code)
+	}
+	took := time.Since(stopped)
+	t.Logf("stopped %s after SIGTERM during a compaction", took.Round(time.Millisecond))
+	// Abandoned, not finished first: the pair's merge takes far longer
+	// than the stop did.
+	if strings.Contains(d.out.String(), `msg="compacted blocks"`) {
+		t.Error("the compaction in progress finished before the daemon stopped")
+	}
+	if took > 5*time.Second {
+		t.Errorf("stopping took %s: the compaction did not stop with the daemon", took)
+	}
+	complete := func() error {
+		blocks, err := liveBlocks(t, f.bkt)
+		if err != nil {
+			return err
+		}
+		for _, m := range blocks {
+			for _, file := range m.Thanos.Files {
+				if file.RelPath == block.MetaFilename {
+					continue
+				}
+				if ok, err := f.bkt.Exists(context.Background(), m.ULID.String()+"/"+file.RelPath); err != nil || !ok {
+					return fmt.Errorf("block %s has a meta.json but no %s (%v)", m.ULID, file.RelPath, err)
+				}
+			}
+		}
+		return nil
+	}
+	if err := complete(); err != nil {
+		t.Error(err)
+	}
+	if code, out, errOut := f.tools(t, "verify"); code != 0 {
+		t.Errorf("monstackd tools bucket verify after the stop: exit %d\n%s%s", code, out, errOut)
+	}
+
+	d = startDaemon(t, filepath.Join(dir, "data"), nil, "--role=replica-a", "--config.file="+cfg)
+	eventually(t, 120*time.Second, "the compaction completed after the restart", func() error { return merged(t, f.bkt, from, to) })
+	if err := complete(); err != nil {
+		t.Error(err)
 	}
 }
 
