@@ -100,6 +100,8 @@ func (c *Compactor) Run(ctx context.Context) error {
 			return nil
 		}
 		level.Warn(c.logger).Log("msg", "lease lost: compaction stopped until it is held again")
+		// A halt is the holder's to report; this daemon is a standby now.
+		c.halted.Set(0)
 		c.report(nil)
 	}
 }
