@@ -190,6 +190,9 @@ func checkConfig(f flags, stdout, stderr io.Writer) int {
 		errs = config.Errors(err)
 	} else {
 		errs = cfg.Check(runtime(f, role), logging.Slog(log.NewNopLogger()))
+		if err := supervisor.CheckLease(runtime(f, role), cfg); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, options(f, role, nil).Check()...)
 	for _, e := range errs {

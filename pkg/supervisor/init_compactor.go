@@ -122,3 +122,19 @@ func PrintLease(ctx context.Context, w io.Writer, rt config.Runtime, cfg *config
 	}
 	fmt.Fprintf(w, "\ncompactor lease: %s\nthis daemon's role: %s\n", desc, rt.Role.Name)
 }
+
+// CheckLease reports, for `check config`, a bucket the compactor lease
+// cannot use, as the start would.
+func CheckLease(rt config.Runtime, cfg *config.Config) error {
+	if !cfg.Compactor.Enabled || !cfg.Compactor.Lease.Enabled {
+		return nil
+	}
+	content, where, err := cfg.BucketYAML(rt)
+	if err != nil {
+		return nil // the bucket's own check reports it
+	}
+	if _, err := lease.NewStore(content, where); err != nil {
+		return fmt.Errorf("compactor.lease: %w", err)
+	}
+	return nil
+}

@@ -66,6 +66,11 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 			want:  []string{"line 2: field tsdb.retentoin", "line 4: field query.max_samples"},
 		},
 		{
+			name:  "a bucket the compactor lease cannot use",
+			files: map[string]string{"monstack.yml": "bucket:\n  type: GCS\n  config: {bucket: x}\n"},
+			want:  []string{"compactor.lease: ", "field bucket.type: GCS", "set compactor.lease.enabled: false"},
+		},
+		{
 			name:  "invalid values, each named",
 			files: map[string]string{"monstack.yml": "query:\n  timeout: 0s\n  replica_label: 1x\n"},
 			want:  []string{"monstack.yml: field query.timeout: must be positive", "monstack.yml: field query.replica_label"},
