@@ -23,13 +23,9 @@ func (c *components) initCompactor() (parts, error) {
 	logger, reg := c.logger(Compactor), c.registry()
 	var l *lease.Lease
 	if cc.Lease.Enabled {
-		content, where, err := c.cfg.BucketYAML(c.rt)
+		st, err := leaseStore(c.rt, c.cfg)
 		if err != nil {
 			return parts{}, err
-		}
-		st, err := lease.NewStore(content, where)
-		if err != nil {
-			return parts{}, fmt.Errorf("compactor.lease: %w", err)
 		}
 		if l, err = lease.New(lease.Options{Logger: logger, Registerer: reg, Store: st, Holder: c.rt.Role.Name, TTL: time.Duration(cc.Lease.TTL)}); err != nil {
 			return parts{}, fmt.Errorf("compactor.lease: %w", err)
@@ -105,11 +101,7 @@ func PrintLease(ctx context.Context, w io.Writer, rt config.Runtime, cfg *config
 		return
 	}
 	desc, err := func() (string, error) {
-		content, where, err := cfg.BucketYAML(rt)
-		if err != nil {
-			return "", fmt.Errorf("%s%w", where, err)
-		}
-		st, err := lease.NewStore(content, where)
+		st, err := leaseStore(rt, cfg)
 		if err != nil {
 			return "", err
 		}
@@ -129,12 +121,23 @@ func CheckLease(rt config.Runtime, cfg *config.Config) error {
 	if !cfg.Compactor.Enabled || !cfg.Compactor.Lease.Enabled {
 		return nil
 	}
-	content, where, err := cfg.BucketYAML(rt)
-	if err != nil {
+	if _, _, err := cfg.BucketYAML(rt); err != nil {
 		return nil // the bucket's own check reports it
 	}
-	if _, err := lease.NewStore(content, where); err != nil {
-		return fmt.Errorf("compactor.lease: %w", err)
+	_, err := leaseStore(rt, cfg)
+	return err
+}
+
+// leaseStore opens the lease object in the configured bucket; the start,
+// `check config` and `components` open it alike.
+func leaseStore(rt config.Runtime, cfg *config.Config) (lease.Store, error) {
+	content, where, err := cfg.BucketYAML(rt)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", where, err)
 	}
-	return nil
+	st, err := lease.NewStore(content, where)
+	if err != nil {
+		return nil, fmt.Errorf("compactor.lease: %w", err)
+	}
+	return st, nil
 }

@@ -32,6 +32,12 @@ import (
 // (at query time or in the compactor) gives the same answers.
 const compactStep = time.Minute
 
+// replicas are the synthetic pair: b scrapes 20s after a.
+var replicas = []struct {
+	name   string
+	offset time.Duration
+}{{"a", 0}, {"b", 20 * time.Second}}
+
 // uploadReplica uploads replica's 2h blocks over [from, to) as its shipper
 // would, and returns their IDs.
 func uploadReplica(t *testing.T, bkt objstore.Bucket, replica string, from, to time.Time, offset time.Duration) []ulid.ULID {
@@ -180,8 +186,9 @@ func TestCompactorMergesReplicasQueriesUnchanged(t *testing.T) {
 	from := alignTo(time.Now().Add(-3*24*time.Hour), 8*time.Hour)
 	to := from.Add(16 * time.Hour)
 	var sources []ulid.ULID
-	sources = append(sources, uploadReplica(t, f.bkt, "a", from, to, 0)...)
-	sources = append(sources, uploadReplica(t, f.bkt, "b", from, to, 20*time.Second)...)
+	for _, r := range replicas {
+		sources = append(sources, uploadReplica(t, f.bkt, r.name, from, to, r.offset)...)
+	}
 
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -281,10 +288,7 @@ func TestCompactorDownsamplesAndRetains(t *testing.T) {
 	f := newBucketFixture(t)
 	from := alignTo(time.Now().Add(-20*24*time.Hour), 14*24*time.Hour)
 	to := from.Add(14 * 24 * time.Hour)
-	for _, r := range []struct {
-		name   string
-		offset time.Duration
-	}{{"a", 0}, {"b", 20 * time.Second}} {
+	for _, r := range replicas {
 		uploadReplicaBlocks(t, f.bkt, r.name, from, to, r.offset, 48*time.Hour)
 		// Newer blocks: the newest block is never compacted (it may be
 		// about to grow), and the 14d window must be complete without it.
@@ -412,10 +416,7 @@ func TestCompactorShutdownDuringCompaction(t *testing.T) {
 	f := newBucketFixture(t)
 	from := alignTo(time.Now().Add(-20*24*time.Hour), 14*24*time.Hour)
 	to := from.Add(14 * 24 * time.Hour)
-	for _, r := range []struct {
-		name   string
-		offset time.Duration
-	}{{"a", 0}, {"b", 20 * time.Second}} {
+	for _, r := range replicas {
 		uploadReplicaSeries(t, f.bkt, r.name, from, to, r.offset, 48*time.Hour, 200)
 		uploadReplica(t, f.bkt, r.name, to, to.Add(4*time.Hour), r.offset)
 	}
@@ -535,10 +536,7 @@ func TestCompactorLeasePair(t *testing.T) {
 func testLeasePair(t *testing.T, f sharedBucket) {
 	const ttl = 4 * time.Second
 	w1 := alignTo(time.Now().Add(-4*24*time.Hour), 8*time.Hour)
-	for _, r := range []struct {
-		name   string
-		offset time.Duration
-	}{{"a", 0}, {"b", 20 * time.Second}} {
+	for _, r := range replicas {
 		uploadReplica(t, f.bkt, r.name, w1, w1.Add(16*time.Hour), r.offset)
 	}
 	compactor := fmt.Sprintf("{interval: 1s, consistency_delay: 0s, lease: {ttl: %s}}", ttl)
@@ -617,10 +615,7 @@ func testLeasePair(t *testing.T, f sharedBucket) {
 	hosts[first].d.wait(t, 10*time.Second)
 	killed := time.Now()
 	w2 := w1.Add(24 * time.Hour)
-	for _, r := range []struct {
-		name   string
-		offset time.Duration
-	}{{"a", 0}, {"b", 20 * time.Second}} {
+	for _, r := range replicas {
 		uploadReplica(t, f.bkt, r.name, w2, w2.Add(16*time.Hour), r.offset)
 	}
 	eventually(t, 3*ttl, "the standby holding the lease", func() error {
