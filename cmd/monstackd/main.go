@@ -193,6 +193,7 @@ func checkConfig(f flags, stdout, stderr io.Writer) int {
 		if err := supervisor.CheckLease(runtime(f, role), cfg); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, supervisor.CheckFrontend(cfg)...)
 	}
 	errs = append(errs, options(f, role, nil).Check()...)
 	for _, e := range errs {

@@ -26,6 +26,7 @@ type Config struct {
 	Prometheus   PrometheusConfig   `yaml:"prometheus"`
 	TSDB         TSDBConfig         `yaml:"tsdb"`
 	Query        QueryConfig        `yaml:"query"`
+	Frontend     FrontendConfig     `yaml:"query_frontend"`
 	Rules        RulesConfig        `yaml:"rules"`
 	Bucket       BucketConfig       `yaml:"bucket"`
 	StoreGateway StoreGatewayConfig `yaml:"store_gateway"`
@@ -67,6 +68,10 @@ type QueryConfig struct {
 	MaxConcurrent        int      `yaml:"max_concurrent"`
 	MaxConcurrentSelects int      `yaml:"max_concurrent_selects"`
 	PartialResponse      bool     `yaml:"partial_response"`
+	// AutoDownsampling lets range queries without max_source_resolution
+	// read downsampled blocks at step/5 (stock --query.auto-downsampling),
+	// so that long ranges read 5m and 1h data where the compactor wrote it.
+	AutoDownsampling bool `yaml:"auto_downsampling"`
 	// MaxQueryLength bounds each PromQL expression (query, match[]) before
 	// it is parsed: parsing cannot be cancelled and grows faster than the
 	// expression.
@@ -144,6 +149,7 @@ func Default() *Config {
 			MaxConcurrent:        20,
 			MaxConcurrentSelects: 4,
 			PartialResponse:      true,
+			AutoDownsampling:     true,
 			// Generated Grafana queries stay far below 16 KiB; parsing
 			// 40 KB took seconds of CPU.
 			MaxQueryLength:    16 << 10,
@@ -155,6 +161,7 @@ func Default() *Config {
 		// the chunks of a few dashboards' recent blocks.
 		StoreGateway: StoreGatewayConfig{IndexCacheSize: 250 << 20, ChunkCacheSize: 128 << 20, SyncInterval: Duration(3 * time.Minute)},
 		Compactor:    defaultCompactor(),
+		Frontend:     defaultFrontend(),
 		Peers:        PeersConfig{ResponseTimeout: DefaultPeerResponseTimeout},
 		Rules: RulesConfig{
 			OutageTolerance:       Duration(time.Hour),
@@ -326,6 +333,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Compactor.validate(field)
+	c.Frontend.validate(field)
 	if c.StoreGateway.SyncInterval < Duration(time.Second) {
 		field("store_gateway.sync_interval", "must be at least 1s")
 	}

@@ -129,10 +129,35 @@ query:
   max_concurrent: 2
   max_concurrent_selects: 1
   partial_response: false
+  auto_downsampling: false
   max_query_length: 4KiB
   max_request_body: 65536
   shed_memory_ratio: 0.5
   cancel_memory_ratio: 0.6
+query_frontend:
+  enabled: false
+  align_range_with_step: false
+  query_range:
+    split_interval: 12h
+    max_retries: 1
+    max_query_parallelism: 4
+    results_cache:
+      enabled: true
+      max_freshness: 5m
+      config_file: cache.yml
+  labels:
+    split_interval: 0s
+    max_retries: 0
+    max_query_parallelism: 2
+    results_cache:
+      enabled: false
+      type: MEMCACHED
+      config:
+        addresses: [memcached:11211]
+  labels_default_time_range: 1h
+  answer_cache_size: 8MiB
+  log_queries_longer_than: 10s
+  query_stats: true
 rules:
   outage_tolerance: 2h
   for_grace_period: 5m
@@ -197,6 +222,21 @@ web:
 			MaxRequestBody:       64 << 10,
 			ShedMemoryRatio:      0.5,
 			CancelMemoryRatio:    0.6,
+		},
+		Frontend: FrontendConfig{
+			QueryRange: FrontendOpConfig{
+				SplitInterval: d(12 * time.Hour), MaxRetries: 1, MaxQueryParallelism: 4,
+				ResultsCache: ResultsCacheConfig{Enabled: true, MaxFreshness: d(5 * time.Minute), ConfigFile: "cache.yml"},
+			},
+			Labels: FrontendOpConfig{
+				MaxQueryParallelism: 2,
+				ResultsCache: ResultsCacheConfig{MaxFreshness: d(time.Minute), Type: "MEMCACHED",
+					Config: map[string]any{"addresses": []any{"memcached:11211"}}},
+			},
+			LabelsDefaultTimeRange: d(time.Hour),
+			AnswerCacheSize:        8 << 20,
+			LogQueriesLongerThan:   d(10 * time.Second),
+			QueryStats:             true,
 		},
 		Rules: RulesConfig{
 			OutageTolerance:       d(2 * time.Hour),
@@ -358,6 +398,21 @@ func TestLoadInvalid(t *testing.T) {
 			name:    "raw retention shorter than downsampling needs",
 			content: "compactor: {retention: {raw: 1d}}\n",
 			want:    []string{"field compactor.retention.raw", "1d16h", "compactor.downsampling: false"},
+		},
+		{
+			name:    "results cache without split interval",
+			content: "query_frontend: {query_range: {split_interval: 0s}}\n",
+			want:    []string{"field query_frontend.query_range.split_interval", "with the results cache"},
+		},
+		{
+			name:    "results cache file and inline type",
+			content: "query_frontend: {labels: {results_cache: {config_file: c.yml, type: REDIS}}}\n",
+			want:    []string{"field query_frontend.labels.results_cache.config_file", "not both"},
+		},
+		{
+			name:    "zero query_frontend.query_range.max_query_parallelism",
+			content: "query_frontend: {query_range: {max_query_parallelism: 0}}\n",
+			want:    []string{"field query_frontend.query_range.max_query_parallelism", "must be positive"},
 		},
 		{
 			name:    "zero query.lookback_delta",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/monstackd/monstackd/pkg/components/admission"
 	"github.com/monstackd/monstackd/pkg/components/discovery"
+	"github.com/monstackd/monstackd/pkg/components/frontend"
 	"github.com/monstackd/monstackd/pkg/components/grpcserver"
 	"github.com/monstackd/monstackd/pkg/components/lease"
 	"github.com/monstackd/monstackd/pkg/components/querier"
@@ -51,6 +52,7 @@ type components struct {
 	rules     *rules.Rules
 	sidecar   *sidecar.Sidecar
 	querier   *querier.Querier
+	frontend  *frontend.Frontend // nil when switched off
 	promAPI   *web.PrometheusAPI
 	admission *admission.Guard
 	bucket    objstore.InstrumentedBucket

@@ -32,7 +32,12 @@ func (c *components) initQuerier() (parts, error) {
 		ResponseTimeout: time.Duration(c.cfg.Peers.ResponseTimeout),
 		Report:          func(err error) { c.d.readiness.SetDegraded(peersDetail, err) },
 	}
-	q := querier.New(logger, reg, c.cfg.Query, local,
+	qcfg := c.cfg.Query
+	// With the frontend, it asks for "auto" where a range query names no
+	// resolution; the querier's own default must stay raw, because the
+	// frontend passes an explicit raw (0s) on as no parameter at all.
+	qcfg.AutoDownsampling = qcfg.AutoDownsampling && !c.cfg.Frontend.Enabled
+	q := querier.New(logger, reg, qcfg, local,
 		func() []store.Client { return []store.Client{bucket} }, peers)
 	c.querier = q
 	return parts{serve: q.RunEndpointUpdates}, nil

@@ -28,6 +28,7 @@ const (
 	Rules           = "rules"
 	Sidecar         = "sidecar"
 	Querier         = "querier"
+	QueryFrontend   = "query-frontend"
 	Bucket          = "bucket"
 	Shipper         = "shipper"
 	StoreGateway    = "store-gateway"
@@ -142,6 +143,9 @@ func modules() []module {
 			help:    "compacts, deduplicates A+B, downsamples and applies retention in the bucket, while holding the bucket's lease"},
 		{name: Querier, kind: service, deps: []string{TSDB, Sidecar, StoreGateway}, init: (*components).initQuerier,
 			help: "Thanos querier: local TSDB and remote stores, penalty dedup on the replica label"},
+		{name: QueryFrontend, kind: setup, deps: []string{Querier}, before: []string{Web}, init: (*components).initQueryFrontend,
+			enabled: func(_ config.Role, cfg *config.Config) bool { return cfg.Frontend.Enabled },
+			help:    "Thanos query-frontend in-process before the querier: split, step alignment, results cache, retries"},
 		{name: Drift, kind: service, deps: []string{GRPCServer, Rules, Querier}, init: (*components).initDrift,
 			enabled: func(_ config.Role, cfg *config.Config) bool { return len(cfg.Peers.Endpoints) > 0 },
 			help:    "compares the scrape jobs, rule groups and external labels with the peers' (served on gRPC)"},

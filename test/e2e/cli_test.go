@@ -71,6 +71,14 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 			want:  []string{"compactor.lease: ", "field bucket.type: GCS", "set compactor.lease.enabled: false"},
 		},
 		{
+			name: "results cache configs the frontend cannot read",
+			files: map[string]string{
+				"monstack.yml": "query_frontend:\n  query_range:\n    results_cache: {config_file: cache.yml}\n  labels:\n    results_cache: {type: MEMCACHD}\n",
+				"cache.yml":    "type: IN-MEMORY\nconfig:\n  max_size: 1GB\nexpiry: 1h\n",
+			},
+			want: []string{"cache.yml: ", "field expiry not found", "monstack.yml: field query_frontend.labels.results_cache: ", "MEMCACHD is not supported"},
+		},
+		{
 			name:  "invalid values, each named",
 			files: map[string]string{"monstack.yml": "query:\n  timeout: 0s\n  replica_label: 1x\n"},
 			want:  []string{"monstack.yml: field query.timeout: must be positive", "monstack.yml: field query.replica_label"},

@@ -65,6 +65,30 @@ scrape_configs:
 		})
 	})
 
+	t.Run("graph tab draws up through the query-frontend", func(t *testing.T) {
+		// Tab 0 runs a range query: through the frontend, the legend
+		// names the series drawn.
+		before := frontendCalls(t, d, "query_range")
+		page := d.url("/graph?g0.expr=up&g0.tab=0&g0.range_input=5m")
+		legend := regexp.MustCompile(`(?s)<div[^>]*class="legend-item"[^>]*>(.*?)</div>`)
+		checkPage(t, chromium, artifacts, "graph-range", page, func(dom string) error {
+			if err := noQueryError(dom); err != nil {
+				return finalError{err}
+			}
+			var items []string
+			for _, m := range legend.FindAllStringSubmatch(dom, -1) {
+				items = append(items, textOf(m[1]))
+				if strings.HasPrefix(textOf(m[1]), "up{") && strings.Contains(textOf(m[1]), `job="self"`) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no legend item for up{job=\"self\"} among %q", items)
+		})
+		if n := frontendCalls(t, d, "query_range") - before; n == 0 {
+			t.Error("the graph's range query did not reach the querier through the frontend")
+		}
+	})
+
 	t.Run("stores page lists the local TSDB", func(t *testing.T) {
 		page := d.url("/stores")
 		checkPage(t, chromium, artifacts, "stores", page, func(dom string) error {

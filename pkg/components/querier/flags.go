@@ -24,8 +24,6 @@ const (
 	defaultEvaluationInterval = time.Minute                     // query.default-evaluation-interval
 	unhealthyEndpointTimeout  = 5 * time.Minute                 // store.unhealthy-timeout
 	endpointInfoTimeout       = 5 * time.Second                 // endpoint.info-timeout
-	// query.auto-downsampling: the bucket tier turns it on.
-	autoDownsampling = false
 	// rule., target., metric-metadata., exemplar. and status.partial-response.
 	nonQueryPartialResponse = true
 	// query.enable-x-functions: enabling them rewrites parser.Functions,
@@ -77,7 +75,7 @@ func flagsMap(cfg config.QueryConfig, storeResponseTimeout time.Duration) map[st
 		"metric-metadata.partial-response":                   strconv.FormatBool(nonQueryPartialResponse),
 		"exemplar.partial-response":                          strconv.FormatBool(nonQueryPartialResponse),
 		"status.partial-response":                            strconv.FormatBool(nonQueryPartialResponse),
-		"query.auto-downsampling":                            strconv.FormatBool(autoDownsampling),
+		"query.auto-downsampling":                            strconv.FormatBool(cfg.AutoDownsampling),
 		"query.enable-x-functions":                           strconv.FormatBool(extendedFunctions),
 		"query.disable-fallback":                             strconv.FormatBool(disableEngineFallback),
 		"query.partition-label":                              "",

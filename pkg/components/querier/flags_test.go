@@ -60,6 +60,7 @@ func TestStatusFlagsAsStockQuery(t *testing.T) {
 	cfg.Timeout = config.Duration(90 * time.Second)
 	cfg.MaxConcurrent = 7
 	cfg.PartialResponse = false
+	cfg.AutoDownsampling = false
 	srv := newTestAPI(t, cfg, openTSDB(t, tsdb.DefaultOptions(), 1, func(int) bool { return false }), labels.EmptyLabels())
 
 	var flags map[string]string

@@ -157,7 +157,7 @@ func New(logger log.Logger, reg *prometheus.Registry, cfg config.QueryConfig, lo
 		metadata.NewGRPCClient(metadata.NewProxy(logger, endpoints.GetMetricMetadataClients)),
 		exemplars.NewGRPCClientWithDedup(exemplars.NewProxy(logger, endpoints.GetExemplarsStores, labels.EmptyLabels()), replicaLabels),
 		status.NewGRPCClient(status.NewProxy(logger, endpoints.GetStatusClients)),
-		autoDownsampling,
+		cfg.AutoDownsampling,
 		cfg.PartialResponse,
 		nonQueryPartialResponse, // rules
 		nonQueryPartialResponse, // targets

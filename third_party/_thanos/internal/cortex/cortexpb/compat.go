@@ -15,7 +15,6 @@ import (
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/thanos/internal/cortex/util"
 )
 

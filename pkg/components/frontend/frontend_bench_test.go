@@ -1,0 +1,38 @@
+package frontend
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// BenchmarkCachedRangeQuery is a dashboard panel's refresh answered from
+// the results cache: 720 steps of one series.
+func BenchmarkCachedRangeQuery(b *testing.B) {
+	f, err := New(log.NewNopLogger(), prometheus.NewRegistry(), testOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := http.StripPrefix(APIPrefix, f.Wrap(&fakeQuerier{}))
+	start := day.Add(-6 * time.Hour)
+	u := APIPrefix + "/query_range?query=up&step=30&start=" + strconv.FormatInt(start.Unix(), 10) + "&end=" + strconv.FormatInt(start.Add(6*time.Hour).Unix(), 10)
+	serve := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u, nil))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		return rec
+	}
+	serve()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		serve()
+	}
+}
