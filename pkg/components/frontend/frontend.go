@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,14 +66,23 @@ type Frontend struct {
 	// tripperware registers its metrics when applied: Wrap applies it once.
 	tripperware      func(http.RoundTripper) http.RoundTripper
 	autoDownsampling bool
+	align            bool
+	split            time.Duration
+	labelsSplit      time.Duration
 	answerCacheSize  int64
 	// decode parses a request as the tripperware will, by operation.
 	decode map[string]decoder
 }
 
-// decoder parses a request as the tripperware will; the step is all that
-// is read of it.
-type decoder func(*http.Request) (interface{ GetStep() int64 }, error)
+// decoder parses a request as the tripperware will.
+type decoder func(*http.Request) (request, error)
+
+// request is what is read of a parsed request: its range, in ms.
+type request interface {
+	GetStart() int64
+	GetEnd() int64
+	GetStep() int64
+}
 
 // autoMinStep is the shortest step at which "auto" (step/5) reaches the
 // first downsampled resolution, 5m: below it, auto reads raw data.
@@ -143,7 +153,7 @@ func New(logger log.Logger, reg prometheus.Registerer, opts Options) (*Frontend,
 
 	rangeCodec := queryfrontend.NewThanosQueryRangeCodec(opts.PartialResponse)
 	labelsCodec := queryfrontend.NewThanosLabelsCodec(opts.PartialResponse, opts.LabelsDefaultTimeRange)
-	decodeLabels := func(r *http.Request) (interface{ GetStep() int64 }, error) {
+	decodeLabels := func(r *http.Request) (request, error) {
 		return labelsCodec.DecodeRequest(r.Context(), r, nil)
 	}
 	return &Frontend{
@@ -152,9 +162,12 @@ func New(logger log.Logger, reg prometheus.Registerer, opts Options) (*Frontend,
 		cfg:              cfg,
 		tripperware:      tripperware,
 		autoDownsampling: opts.AutoDownsampling,
+		align:            opts.AlignRangeWithStep,
+		split:            opts.QueryRange.SplitInterval,
+		labelsSplit:      opts.Labels.SplitInterval,
 		answerCacheSize:  opts.AnswerCacheSize,
 		decode: map[string]decoder{
-			opRange: func(r *http.Request) (interface{ GetStep() int64 }, error) {
+			opRange: func(r *http.Request) (request, error) {
 				return rangeCodec.DecodeRequest(r.Context(), r, nil)
 			},
 			opLabels:      decodeLabels,
@@ -171,6 +184,9 @@ func (f *Frontend) Wrap(downstream http.Handler) http.Handler {
 	h := &handler{
 		downstream:       downstream,
 		autoDownsampling: f.autoDownsampling,
+		align:            f.align,
+		split:            f.split,
+		labelsSplit:      f.labelsSplit,
 		decode:           f.decode,
 		answers:          newAnswers(f.reg, f.answerCacheSize),
 		calls: promauto.With(f.reg).NewCounterVec(prometheus.CounterOpts{
@@ -189,6 +205,9 @@ type handler struct {
 	downstream       http.Handler
 	frontend         http.Handler
 	autoDownsampling bool
+	align            bool
+	split            time.Duration
+	labelsSplit      time.Duration
 	decode           map[string]decoder
 	answers          *answers
 	calls            *prometheus.CounterVec
@@ -242,8 +261,13 @@ func (f *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.downstream.ServeHTTP(w, r)
 		return
 	}
-	req, err := f.decode[op](r)
-	if err != nil {
+	// The codecs tell labels from series by the full path.
+	full := *r.URL
+	full.Path = APIPrefix + r.URL.Path
+	dr := *r
+	dr.URL = &full
+	req, err := f.decode[op](&dr)
+	if err != nil || req == nil {
 		f.downstream.ServeHTTP(w, r)
 		return
 	}
@@ -252,6 +276,11 @@ func (f *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// given: auto would read raw data there anyway.
 	if op == opRange && f.autoDownsampling && !r.Form.Has(queryv1.MaxSourceResolutionParam) && req.GetStep() >= autoMinStep.Milliseconds() {
 		r.Form.Set(queryv1.MaxSourceResolutionParam, "auto")
+	}
+	if f.direct(op, r, req) {
+		f.calls.WithLabelValues(op).Inc()
+		f.downstream.ServeHTTP(w, r)
+		return
 	}
 	tnt := tenant(r)
 	key := f.answers.key(r, tnt)
@@ -271,6 +300,40 @@ func (f *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tw.code == http.StatusOK && calls.Load() == 0 {
 		f.answers.put(key, tw.Header().Get("Content-Type"), tw.body.Bytes())
 	}
+}
+
+// direct reports whether a request goes to the querier as it is: one that
+// must not be cached and would not be split, where the tripperware would
+// only decode the querier's answer and encode it again. A range query is
+// aligned to its step first; a range query with "auto" is not direct, since
+// its middleware may ask again at 5m and 1h, nor are labels and series
+// requests that name no range, which the frontend gives its default one.
+func (f *handler) direct(op string, r *http.Request, req request) bool {
+	if !strings.Contains(r.Header.Get("Cache-Control"), "no-store") {
+		return false
+	}
+	start, end, split := req.GetStart(), req.GetEnd(), f.split
+	if op != opRange {
+		split = f.labelsSplit
+		if r.Form.Get("start") == "" || r.Form.Get("end") == "" {
+			return false
+		}
+	} else if r.Form.Get(queryv1.MaxSourceResolutionParam) == "auto" {
+		return false
+	}
+	if op == opRange && f.align {
+		step := req.GetStep()
+		start, end = start/step*step, end/step*step
+	}
+	if s := split.Milliseconds(); s > 0 && start/s != end/s {
+		return false
+	}
+	if op == opRange {
+		seconds := func(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) }
+		r.Form.Set("start", seconds(start))
+		r.Form.Set("end", seconds(end))
+	}
+	return true
 }
 
 // tenant is the request's tenant, as stock query-frontend reads it.

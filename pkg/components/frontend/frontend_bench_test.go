@@ -36,3 +36,34 @@ func BenchmarkCachedRangeQuery(b *testing.B) {
 		serve()
 	}
 }
+
+// BenchmarkUncachedRangeQuery is a high-cardinality range query asked
+// with "Cache-Control: no-store": what the frontend adds to the querier's
+// own work (decoding its answer, merging, encoding).
+func BenchmarkUncachedRangeQuery(b *testing.B) {
+	f, err := New(log.NewNopLogger(), prometheus.NewRegistry(), testOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := &fakeQuerier{series: 1000}
+	h := http.StripPrefix(APIPrefix, f.Wrap(q))
+	start := day.Add(-6 * time.Hour)
+	u := APIPrefix + "/query_range?query=up&step=60&start=" + strconv.FormatInt(start.Unix(), 10) + "&end=" + strconv.FormatInt(start.Add(10*time.Minute).Unix(), 10)
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"frontend", h}, {"querier", http.StripPrefix(APIPrefix, q)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, u, nil)
+				req.Header.Set("Cache-Control", "no-store")
+				c.h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

@@ -27,6 +27,8 @@ type fakeQuerier struct {
 	paths []string
 	// warn adds a warning to the answers, as a partial response has.
 	warn bool
+	// series is how many series a range query answers; 0 is one.
+	series int
 }
 
 func (q *fakeQuerier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +72,12 @@ func (q *fakeQuerier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"query":         r.Form.Get("query"),
 			"engine_called": "true",
 		}
-		resp["data"] = map[string]any{"resultType": "matrix", "result": []any{map[string]any{"metric": metric, "values": values}}}
+		result := []any{map[string]any{"metric": metric, "values": values}}
+		for i := 1; i < q.series; i++ {
+			m := map[string]string{"__name__": "up", "pod": "pod-" + strconv.Itoa(i), "service": "svc-1"}
+			result = append(result, map[string]any{"metric": m, "values": values})
+		}
+		resp["data"] = map[string]any{"resultType": "matrix", "result": result}
 	case "/series":
 		metric := map[string]string{"__name__": "up", "job": "node"}
 		if !slicesContain(r.Form["replicaLabels[]"], "replica") {
@@ -453,4 +460,51 @@ func answerRequests(t *testing.T, reg *prometheus.Registry, result string) float
 	}
 	t.Fatalf("no answer cache requests of result %q", result)
 	return 0
+}
+
+// TestNoStoreWithinADayGoesStraightToTheQuerier: nothing to cache or split,
+// so the querier's answer is not decoded and encoded again; the range is
+// aligned all the same. Across days it is still split.
+func TestNoStoreWithinADayGoesStraightToTheQuerier(t *testing.T) {
+	q, srv := newTestFrontend(t, testOptions())
+	ask := func(params url.Values) { askPath(t, srv, "/query_range", params) }
+	within := rangeParams(day.Add(time.Hour+17*time.Second), 6*time.Hour)
+	ask(within)
+	calls, _ := q.reset()
+	if len(calls) != 1 {
+		t.Fatalf("%d downstream calls, want 1", len(calls))
+	}
+	if got, want := calls[0].Get("start"), strconv.FormatInt(day.Add(time.Hour).Unix(), 10); got != want {
+		t.Errorf("start %s, want %s: aligned to the 1h step", got, want)
+	}
+	ask(rangeParams(day, 3*24*time.Hour-time.Hour))
+	if calls, _ := q.reset(); len(calls) != 3 {
+		t.Errorf("3 days: %d downstream calls, want 3", len(calls))
+	}
+	// Series within a day go straight; without a range they get the
+	// frontend's default one, split.
+	askPath(t, srv, "/series", url.Values{"match[]": {"up"}, "start": {strconv.FormatInt(day.Unix(), 10)}, "end": {strconv.FormatInt(day.Add(time.Hour).Unix(), 10)}})
+	if calls, _ := q.reset(); len(calls) != 1 || calls[0].Get("start") != strconv.FormatInt(day.Unix(), 10) {
+		t.Errorf("series within a day: downstream calls %v, want the request as it came", calls)
+	}
+	askPath(t, srv, "/series", url.Values{"match[]": {"up"}})
+	if calls, _ := q.reset(); len(calls) == 0 || calls[0].Get("start") == "" {
+		t.Errorf("series without a range: downstream calls %v, want the frontend's default range", calls)
+	}
+}
+
+// askPath requests path with "Cache-Control: no-store"; it must succeed.
+func askPath(t *testing.T, srv *httptest.Server, path string, params url.Values) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+APIPrefix+path+"?"+params.Encode(), nil)
+	req.Header.Set("Cache-Control", "no-store")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success"`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
 }

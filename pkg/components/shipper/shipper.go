@@ -154,7 +154,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 		case err != nil:
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
 			wait = backoff
-			err = fmt.Errorf("%d blocks pending upload, the oldest cut %s ago; retrying in %s: %w", n, time.Since(oldest).Round(time.Second), wait, err)
+			if n > 0 {
+				err = fmt.Errorf("%d blocks pending upload, the oldest cut %s ago; retrying in %s: %w", n, time.Since(oldest).Round(time.Second), wait, err)
+			} else {
+				err = fmt.Errorf("no block pending upload; retrying in %s: %w", wait, err)
+			}
 			level.Warn(s.opts.Logger).Log("msg", "shipping failed", "err", err)
 		default:
 			backoff, wait = 0, s.opts.Interval
