@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -506,5 +507,56 @@ func askPath(t *testing.T, srv *httptest.Server, path string, params url.Values)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success"`) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+}
+
+// TestAnswerPassesThroughUnchanged: the frontend decodes the querier's
+// matrix for its cache and encodes it again; every timestamp, value and
+// label comes out as the querier wrote it.
+func TestAnswerPassesThroughUnchanged(t *testing.T) {
+	// Steps of 0.5s from start, as Prometheus' API writes them (three
+	// digits of milliseconds): special and extreme values.
+	s := day.Add(-12 * time.Hour).Unix()
+	ts := func(ms int64) string {
+		if ms%1000 == 0 {
+			return strconv.FormatInt(s+ms/1000, 10)
+		}
+		return fmt.Sprintf("%d.%03d", s+ms/1000, ms%1000)
+	}
+	values := `[[` + ts(0) + `,"NaN"],[` + ts(500) + `,"+Inf"],[` + ts(1000) + `,"-Inf"],[` + ts(1500) + `,"1e-300"],[` +
+		ts(2000) + `,"0.1"],[` + ts(2500) + `,"-1.2345678901234568e+21"],[` + ts(3000) + `,"3.141592653589793"]]`
+	body := `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b\\c","z":"ü"},"values":` + values + `}]}}`
+	querier := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	})
+	f, err := New(log.NewNopLogger(), prometheus.NewRegistry(), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix(APIPrefix, f.Wrap(querier)))
+	defer srv.Close()
+	got := get(t, srv, "/query_range", url.Values{
+		"query": {"up"}, "step": {"0.5"}, "start": {ts(0)}, "end": {ts(3000)},
+	})
+	var want, have struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values json.RawMessage   `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(got), &have); err != nil || len(have.Data.Result) != 1 {
+		t.Fatalf("answer %v: %s", err, got)
+	}
+	if !reflect.DeepEqual(have.Data.Result[0].Metric, want.Data.Result[0].Metric) {
+		t.Errorf("labels %v, want %v", have.Data.Result[0].Metric, want.Data.Result[0].Metric)
+	}
+	if string(have.Data.Result[0].Values) != values {
+		t.Errorf("values\n%s\nwant\n%s", have.Data.Result[0].Values, values)
 	}
 }
