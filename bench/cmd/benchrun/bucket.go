@@ -41,7 +41,7 @@ type bucketSetups struct {
 
 // runBucketPhase writes the history, uploads it, starts both setups on it
 // and adds the phase's figures and result comparisons to r.
-func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base string) error {
+func runBucketPhase(r *report, sc scale, queries, dashboard []querySpec, b bins, work, base string) error {
 	dir := filepath.Join(work, "bucket")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -109,7 +109,7 @@ func runBucketPhase(r *report, sc scale, queries []querySpec, b bins, work, base
 			r.Mismatches = append(r.Mismatches, fmt.Sprintf("bucket %s: %s", q.Name, d))
 		}
 	}
-	return nil
+	return runFrontendFigures(r, sc, dashboard, b, dir, bucketYAML, filepath.Join(dir, "prometheus.yml"), bs, blocks, at)
 }
 
 // startMinio runs MinIO on a fresh data directory, as the e2e tests do.
@@ -257,11 +257,17 @@ func (bs *bucketSetups) stop() { stopSetups(bs.idle, bs.mon, bs.stock) }
 // both query paths answer from the history at at (the stock querier learns
 // of the store only at its next endpoint update).
 func (bs *bucketSetups) waitLoaded(blocks int, at time.Time) error {
+	return waitLoaded([]*setup{bs.stock, bs.mon}, blocks, at)
+}
+
+// waitLoaded waits until every setup's store gateway has loaded blocks
+// blocks and its query path answers from the history at at.
+func waitLoaded(setups []*setup, blocks int, at time.Time) error {
 	probe := querySpec{Name: "probe", Type: "instant", Query: "count(bench_memory_usage_bytes)"}
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		ready := true
-		for _, s := range []*setup{bs.stock, bs.mon} {
+		for _, s := range setups {
 			n, err := metricSum(s.metrics, "thanos_bucket_store_blocks_loaded")
 			if err != nil || int(n) < blocks {
 				ready = false

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -85,6 +86,7 @@ func main() {
 	var (
 		scaleFile   = flag.String("scale", "bench/scales/quick.yaml", "scale file")
 		queriesFile = flag.String("queries", "bench/queries.yaml", "query set")
+		dashFile    = flag.String("dashboard", "bench/dashboard.yaml", "range queries of the frontend figures' dashboard")
 		outDir      = flag.String("out", "bench/results", "report directory")
 		workDir     = flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
 		bucketOnly  = flag.Bool("bucket-only", false, "run only the bucket phase (for working on it): report <date>-<scale>-bucket-only.{md,json}")
@@ -100,12 +102,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
-	if err := run(*scaleFile, *queriesFile, *outDir, *workDir, *bucketOnly, *pairOnly, *compactOnly, b); err != nil {
+	if err := run(*scaleFile, *queriesFile, *dashFile, *outDir, *workDir, *bucketOnly, *pairOnly, *compactOnly, b); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
 
-func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly, compactOnly bool, b bins) (err error) {
+func run(scaleFile, queriesFile, dashFile, outDir, workDir string, bucketOnly, pairOnly, compactOnly bool, b bins) (err error) {
 	sc, err := loadScale(scaleFile)
 	if err != nil {
 		return err
@@ -113,6 +115,15 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly, c
 	queries, err := loadQueries(queriesFile)
 	if err != nil {
 		return err
+	}
+	dashboard, err := loadQueries(dashFile)
+	if err != nil {
+		return err
+	}
+	for _, q := range dashboard {
+		if q.Type != "range" {
+			return fmt.Errorf("%s: query %s: the dashboard holds range queries only", dashFile, q.Name)
+		}
 	}
 	if b.minio == "" && !pairOnly {
 		return fmt.Errorf("no MinIO binary for the bucket phase: pass --minio or set MINIO_BIN (scripts/test-deps.sh builds it)")
@@ -140,7 +151,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly, c
 	if bucketOnly {
 		// Named apart, so that it never replaces a whole run's report.
 		name += "-bucket-only"
-		if err := runBucketPhase(r, sc, queries, b, workDir, filepath.Join(outDir, name)); err != nil {
+		if err := runBucketPhase(r, sc, queries, dashboard, b, workDir, filepath.Join(outDir, name)); err != nil {
 			return err
 		}
 		return r.finish(outDir, name)
@@ -249,7 +260,7 @@ func run(scaleFile, queriesFile, outDir, workDir string, bucketOnly, pairOnly, c
 	log.Print("stopping the ingest setups for the bucket phase")
 	target.kill(syscall.SIGTERM, 10*time.Second)
 	stopSetups(mon, stock)
-	if err := runBucketPhase(r, sc, queries, b, workDir, base); err != nil {
+	if err := runBucketPhase(r, sc, queries, dashboard, b, workDir, base); err != nil {
 		return err
 	}
 	if err := runCompactPhase(r, sc, b, workDir); err != nil {
@@ -533,9 +544,14 @@ func compareResults(r *report, sc scale, queries []querySpec, stock, mon *setup,
 }
 
 func compareAt(q querySpec, stock, mon *setup, at time.Time) string {
+	return compareBy(querySpec.run, q, stock, mon, at)
+}
+
+// compareBy is compareAt asking with run.
+func compareBy(run func(querySpec, string, time.Time) (time.Duration, json.RawMessage, error), q querySpec, stock, mon *setup, at time.Time) string {
 	var res [2]result
 	for i, s := range []*setup{stock, mon} {
-		_, data, err := q.run(s.api, at)
+		_, data, err := run(q, s.api, at)
 		if err != nil {
 			return fmt.Sprintf("%s: %v", s.name, err)
 		}

@@ -128,12 +128,32 @@ func (q querySpec) run(base string, at time.Time) (time.Duration, json.RawMessag
 	return took, data, err
 }
 
+// runCached is run with the query-frontends' results caches allowed to
+// answer.
+func (q querySpec) runCached(base string, at time.Time) (time.Duration, json.RawMessage, error) {
+	took, data, _, err := q.fetch(client, q.url(base, at), true)
+	return took, data, err
+}
+
 // get requests u with c and returns the latency, the response data and its
 // warnings (a partial response names the stores it missed there). A
-// response without status "success" is an error.
+// response without status "success" is an error. It asks query-frontends
+// not to use their results caches ("Cache-Control: no-store", which stock
+// and monstackd's honour): the figures are the query path's.
 func (q querySpec) get(c *http.Client, u string) (time.Duration, json.RawMessage, []string, error) {
+	return q.fetch(c, u, false)
+}
+
+func (q querySpec) fetch(c *http.Client, u string, cache bool) (time.Duration, json.RawMessage, []string, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if !cache {
+		req.Header.Set("Cache-Control", "no-store")
+	}
 	start := time.Now()
-	resp, err := c.Get(u)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
