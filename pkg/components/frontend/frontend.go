@@ -182,13 +182,9 @@ func New(logger log.Logger, reg prometheus.Registerer, opts Options) (*Frontend,
 // tripperware and handler register their metrics.
 func (f *Frontend) Wrap(downstream http.Handler) http.Handler {
 	h := &handler{
-		downstream:       downstream,
-		autoDownsampling: f.autoDownsampling,
-		align:            f.align,
-		split:            f.split,
-		labelsSplit:      f.labelsSplit,
-		decode:           f.decode,
-		answers:          newAnswers(f.reg, f.answerCacheSize),
+		Frontend:   f,
+		downstream: downstream,
+		answers:    newAnswers(f.reg, f.answerCacheSize),
 		calls: promauto.With(f.reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "monstackd_query_frontend_downstream_requests_total",
 			Help: "Requests the query-frontend passed to the in-process querier, by operation.",
@@ -201,16 +197,13 @@ func (f *Frontend) Wrap(downstream http.Handler) http.Handler {
 	return h
 }
 
+// handler serves the query API through the frontend, with its settings.
 type handler struct {
-	downstream       http.Handler
-	frontend         http.Handler
-	autoDownsampling bool
-	align            bool
-	split            time.Duration
-	labelsSplit      time.Duration
-	decode           map[string]decoder
-	answers          *answers
-	calls            *prometheus.CounterVec
+	*Frontend
+	downstream http.Handler
+	frontend   http.Handler
+	answers    *answers
+	calls      *prometheus.CounterVec
 }
 
 // downstreamCalls counts a request's calls to the querier, in its context.

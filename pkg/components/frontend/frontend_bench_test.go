@@ -2,9 +2,9 @@ package frontend
 
 import (
 	"net/http"
-	"strings"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
