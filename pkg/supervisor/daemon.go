@@ -143,10 +143,15 @@ func (d *Daemon) requestQuit() { d.quitOnce.Do(func() { close(d.quit) }) }
 // newRegistry returns a registry that /metrics gathers too.
 func (d *Daemon) newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
+	d.gather(r)
+	return r
+}
+
+// gather adds r to what /metrics serves.
+func (d *Daemon) gather(r *prometheus.Registry) {
 	d.regMtx.Lock()
 	defer d.regMtx.Unlock()
 	d.regs = append(d.regs, r)
-	return r
 }
 
 // Gatherer gathers every registry of the daemon, including those of modules

@@ -4,25 +4,64 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/monstackd/monstackd/pkg/components/frontend"
 	"github.com/monstackd/monstackd/pkg/config"
 )
 
 // initQueryFrontend builds the query-frontend; the web module puts it in
-// front of the query API.
+// front of the query API. A results cache it cannot reach at start (Redis
+// dials when it is built) is no reason to stay down: the frontend then
+// caches in memory until a restart, and /-/ready says so.
 func (c *components) initQueryFrontend() (parts, error) {
 	opts, err := frontendOptions(c.cfg)
 	if err != nil {
 		return parts{}, err
 	}
-	f, err := frontend.New(c.logger(QueryFrontend), c.registry(), opts)
+	logger := c.logger(QueryFrontend)
+	// Gathered only once built: a failed build leaves metrics behind.
+	reg := prometheus.NewRegistry()
+	f, err := frontend.New(logger, reg, opts)
+	if err != nil && (!inMemory(opts.QueryRange.Cache) || !inMemory(opts.Labels.Cache)) {
+		err = fmt.Errorf("results cache unavailable, caching in memory until a restart: %w", err)
+		level.Warn(logger).Log("msg", "results cache unavailable", "err", err)
+		c.d.readiness.SetDegraded(QueryFrontend, err)
+		for _, o := range []struct {
+			op   *frontend.Op
+			size string
+		}{{&opts.QueryRange, config.DefaultRangeCacheSize}, {&opts.Labels, config.DefaultLabelsCacheSize}} {
+			if !inMemory(o.op.Cache) {
+				o.op.Cache = inMemoryCache(o.size)
+			}
+		}
+		reg = prometheus.NewRegistry()
+		f, err = frontend.New(logger, reg, opts)
+	}
 	if err != nil {
 		return parts{}, fmt.Errorf("query_frontend: %w", err)
 	}
+	c.d.gather(reg)
 	c.frontend = f
 	return parts{}, nil
+}
+
+// inMemory reports whether a results cache config is none or IN-MEMORY.
+func inMemory(cache []byte) bool {
+	var c struct {
+		Type string `yaml:"type"`
+	}
+	return cache == nil || (yaml.Unmarshal(cache, &c) == nil && strings.EqualFold(c.Type, "IN-MEMORY"))
+}
+
+// inMemoryCache is an IN-MEMORY results cache config of size.
+func inMemoryCache(size string) []byte {
+	return []byte("type: IN-MEMORY\nconfig:\n  max_size: " + size + "\n")
 }
 
 // frontendOptions reads monstack.yml's query_frontend section and the

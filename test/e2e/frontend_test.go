@@ -408,3 +408,24 @@ func TestFrontendGapNotFrozen(t *testing.T) {
 		t.Errorf("with B back: warnings %v, longest gap %s; want B's samples in A's hole: %s", ans.warnings, gap(ans), ans.body)
 	}
 }
+
+// TestFrontendCacheUnreachable: a Redis results cache that cannot be
+// reached at start (its client dials when built) does not keep monstackd
+// down: the frontend caches in memory, and /-/ready says why.
+func TestFrontendCacheUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "monstack.yml"), fmt.Sprintf("query_frontend:\n  labels:\n    results_cache: {type: REDIS, config: {addr: %q}}\n", freeAddr(t)))
+	d := startDaemon(t, filepath.Join(dir, "data"), nil, "--config.file="+filepath.Join(dir, "monstack.yml"))
+	_, body, err := httpGet(d.url("/-/ready"))
+	if err != nil || !strings.Contains(string(body), "query-frontend: degraded: results cache unavailable, caching in memory") {
+		t.Errorf("/-/ready: %s %v; want the frontend's cache named", body, err)
+	}
+	end := time.Now().Add(-time.Minute)
+	p := url.Values{"start": {promTS(end.Add(-time.Hour))}, "end": {promTS(end)}}
+	for range 2 {
+		ask(t, d, http.MethodGet, "/api/v1/labels", p)
+	}
+	if hits, err := d.metric(`cortex_cache_hits_total{name="fifocache",tripperware="labels"}`); err != nil || hits == 0 {
+		t.Errorf("labels cache hits %v %v: want the in-memory cache in its place", hits, err)
+	}
+}
