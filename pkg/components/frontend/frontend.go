@@ -241,7 +241,7 @@ func operation(method, path string) string {
 // Range queries, labels, label values and series go through the
 // tripperware; the rest (instant queries: nothing to split or cache) and
 // requests the tripperware cannot parse go to the querier, which answers
-// the latter with an error naming the parameter.
+// the latter with its own error, as without the frontend.
 func (f *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := operation(r.Method, r.URL.Path)
 	if op == opOther {
