@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"net/http"
-	"net/url"
-	"sort"
 	"strings"
 	"sync"
 
@@ -61,28 +59,16 @@ func newAnswers(reg prometheus.Registerer, maxBytes int64) *answers {
 // parameter, or "" when its answer must not be kept: the client asked for
 // no cache, or for statistics and analyses of the query's own execution.
 func (a *answers) key(r *http.Request, tenant string) string {
-	if a.max <= 0 || strings.Contains(r.Header.Get("Cache-Control"), "no-store") ||
-		r.Form.Get("stats") != "" || (r.Form.Get("analyze") != "" && r.Form.Get("analyze") != "false") {
+	if a.max <= 0 || noStore(r) || r.Form.Get("stats") != "" || (r.Form.Get("analyze") != "" && r.Form.Get("analyze") != "false") {
 		return ""
 	}
-	keys := make([]string, 0, len(r.Form))
-	for k := range r.Form {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(tenant)
-	b.WriteByte('\x00')
-	b.WriteString(r.URL.Path)
-	for _, k := range keys {
-		for _, v := range r.Form[k] {
-			b.WriteByte('\x00')
-			b.WriteString(url.QueryEscape(k))
-			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(v))
-		}
-	}
-	return b.String()
+	// Encode sorts the parameters by name.
+	return tenant + "\x00" + r.URL.Path + "\x00" + r.Form.Encode()
+}
+
+// noStore reports whether the client asked for no cache.
+func noStore(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Cache-Control"), "no-store")
 }
 
 // get writes the kept answer for key to w, if there is one.

@@ -302,7 +302,7 @@ func (f *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its middleware may ask again at 5m and 1h, nor are labels and series
 // requests that name no range, which the frontend gives its default one.
 func (f *handler) direct(op string, r *http.Request, req request) bool {
-	if !strings.Contains(r.Header.Get("Cache-Control"), "no-store") {
+	if !noStore(r) {
 		return false
 	}
 	start, end, split := req.GetStart(), req.GetEnd(), f.split
